@@ -1,0 +1,28 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: help install test lint demo bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: ## create .venv and install lit-nst with its dev tools
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+
+test: ## run the test suite
+	$(BIN)/pytest -q
+
+lint: ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+demo: ## stylize the bundled astronaut photo with Starry Night into outputs/
+	$(BIN)/lit-nst fit --config configs/gatys.yaml \
+		--data.content assets/astronaut.jpg --data.style assets/starry_night.jpg \
+		--output.path outputs/astronaut__starry_night.png
+
+bench: ## time lit-nst against a plain PyTorch loop
+	$(PY) benchmarks/overhead.py

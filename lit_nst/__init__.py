@@ -1,0 +1,3 @@
+"""lit-nst: optimisation-based neural style transfer (Gatys et al.) on PyTorch Lightning."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,58 @@
+"""What happens around the steps: writing the result image and its snapshots."""
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+from lit_nst.errors import UsageError
+from lit_nst.images import check_writable, save_image
+
+
+class ImageOutput(Callback):
+    """Writes each job's result image at the end of the run, and snapshots every N steps."""
+
+    def __init__(self, path: str | None = None, dir: str | None = None, every_n_steps: int = 0) -> None:
+        """
+        Args:
+            path: the result image of a single job; by default `stylized.png` in the run's log directory.
+            dir: the folder for the results of several jobs, each named `<content>__<style>.png`.
+            every_n_steps: also write `<name>_step<N>.png` snapshots every N steps (0: never).
+        """
+        if every_n_steps < 0:
+            raise UsageError(f"--output.every_n_steps must be 0 (off) or positive, got {every_n_steps}")
+        if path is not None and dir is not None:
+            raise UsageError("give --output.path (one job) or --output.dir (several jobs), not both")
+        self.path = path
+        self.dir = dir
+        self.every_n_steps = every_n_steps
+        self.paths: list[Path] = []
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        jobs = trainer.datamodule.jobs
+        if self.path is not None:
+            if len(jobs) > 1:
+                raise UsageError(f"{len(jobs)} jobs need --output.dir, not --output.path")
+            self.paths = [Path(self.path)]
+        else:
+            folder = Path(self.dir) if self.dir is not None else Path(trainer.log_dir or ".")
+            names = ["stylized"] if len(jobs) == 1 and self.dir is None else [job.name for job in jobs]
+            self.paths = [folder / f"{name}.png" for name in names]
+        if trainer.is_global_zero:
+            for path in self.paths:
+                check_writable(path)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step % self.every_n_steps == 0 and trainer.is_global_zero:
+            for path, image in zip(self.paths, pl_module.result(), strict=True):
+                save_image(image, path.with_name(f"{path.stem}_step{step:05d}{path.suffix}"))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.write(trainer, pl_module)
+
+    def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        for path, image in zip(self.paths, pl_module.result(), strict=True):
+            save_image(image, path)

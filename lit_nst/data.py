@@ -1,0 +1,97 @@
+"""What goes in: the content and style images of each job, and the per-step batches of job indices."""
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from lit_nst.errors import UsageError
+from lit_nst.images import image_to_tensor, load_image, resize_longer_side
+
+
+@dataclass
+class StyleJob:
+    """One stylisation: a content image painted in a style. Tensors are (3, H, W) RGB in [0, 1]."""
+
+    content_path: Path
+    style_path: Path
+    content: Tensor
+    style: Tensor
+
+    @property
+    def name(self) -> str:
+        return f"{self.content_path.stem}__{self.style_path.stem}"
+
+
+class RepeatedJobs(Dataset):
+    """Every item is the same batch of job indices: one item is one optimisation step over those jobs."""
+
+    def __init__(self, job_ids: Tensor, steps: int) -> None:
+        self.job_ids = job_ids
+        self.steps = steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.job_ids
+
+
+class StyleImages(L.LightningDataModule):
+    """Loads the content and style images and pairs them into jobs."""
+
+    def __init__(
+        self,
+        content: str | list[str],
+        style: str | list[str],
+        size: int = 512,
+        style_scale: float = 1.0,
+        pairs: Literal["product", "zip"] = "product",
+    ) -> None:
+        """
+        Args:
+            content: the photo(s) to repaint.
+            style: the painting(s) whose style is transferred.
+            size: longer side of the content images, in pixels (the output size).
+            style_scale: the style image's longer side is `size × style_scale`; larger gives coarser strokes.
+            pairs: with several contents and styles, `product` makes every pair, `zip` pairs them in order.
+        """
+        super().__init__()
+        if size <= 0:
+            raise UsageError(f"--data.size must be a positive number of pixels, got {size}")
+        if style_scale <= 0:
+            raise UsageError(f"--data.style_scale must be positive, got {style_scale}")
+        contents = [content] if isinstance(content, str) else list(content)
+        styles = [style] if isinstance(style, str) else list(style)
+        if not contents or not styles:
+            raise UsageError("give at least one --data.content and one --data.style image")
+        if pairs == "zip" and len(contents) != len(styles):
+            raise UsageError(
+                f"--data.pairs zip needs as many contents as styles, got {len(contents)} and {len(styles)}"
+            )
+        self.size = size
+        self.style_scale = style_scale
+        content_images = {path: self._load(path, "content", size) for path in contents}
+        style_images = {path: self._load(path, "style", round(size * style_scale)) for path in styles}
+        pairing = itertools.product(contents, styles) if pairs == "product" else zip(contents, styles, strict=True)
+        self.jobs = [StyleJob(Path(c), Path(s), content_images[c], style_images[s]) for c, s in pairing]
+        shapes = {tuple(job.content.shape) for job in self.jobs}
+        if len(shapes) > 1:
+            raise UsageError(
+                "the content images resize to different shapes "
+                f"({', '.join('x'.join(map(str, s[1:])) for s in sorted(shapes))}); run them separately"
+            )
+
+    @staticmethod
+    def _load(path: str, role: str, size: int) -> Tensor:
+        return image_to_tensor(resize_longer_side(load_image(path, role), size, role))
+
+    def train_dataloader(self) -> DataLoader:
+        steps = self.trainer.max_steps if self.trainer is not None and self.trainer.max_steps > 0 else 1
+        job_ids = torch.arange(len(self.jobs))
+        return DataLoader(RepeatedJobs(job_ids, steps), batch_size=None, shuffle=False)

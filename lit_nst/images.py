@@ -1,0 +1,83 @@
+"""Image files in and out with Pillow: loading as the objective expects, atomic writes."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+from torchvision.transforms.functional import pil_to_tensor, to_pil_image
+
+from lit_nst.errors import UsageError
+
+MIN_SIDE = 16  # below this the deepest VGG layers have no spatial extent left
+
+
+def load_image(path: str | Path, role: str) -> Image.Image:
+    """Read an image file as RGB: EXIF orientation applied, alpha composited over white."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{role} image {path} does not exist")
+    if path.stat().st_size == 0:
+        raise UsageError(f"{role} image {path} is empty")
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            image = ImageOps.exif_transpose(opened)
+    except UnidentifiedImageError:
+        raise UsageError(f"{role} image {path} is not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise UsageError(f"{role} image {path} is truncated or corrupt ({error})") from None
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert("RGB")
+
+
+def resize_longer_side(image: Image.Image, size: int, role: str) -> Image.Image:
+    """Bicubic resize so the longer side is `size` px, the other side rounded."""
+    width, height = image.size
+    scale = size / max(width, height)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if min(new_size) < MIN_SIDE:
+        raise UsageError(
+            f"{role} image would be {new_size[0]}x{new_size[1]} px after resizing; both sides must be at least "
+            f"{MIN_SIDE} px: raise the size"
+        )
+    return image.resize(new_size, Image.Resampling.BICUBIC)
+
+
+def image_to_tensor(image: Image.Image) -> Tensor:
+    """PIL RGB -> (3, H, W) float32 in [0, 1]."""
+    return pil_to_tensor(image).to(torch.float32) / 255.0
+
+
+def check_writable(path: Path) -> None:
+    """Fail now, not after the last step, if an image cannot be written at `path`."""
+    if path.is_dir():
+        raise UsageError(f"output {path} is a directory: give a file name such as {path / 'stylized.png'}")
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise UsageError(f"output {path} has no image extension Pillow knows: use .png or .jpg")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def save_image(image: Tensor, path: Path) -> None:
+    """Write a (3, H, W) image in [0, 1] to `path` atomically: a temporary file, then a rename."""
+    picture = to_pil_image(image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu())
+    image_format = Image.registered_extensions()[path.suffix.lower()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            picture.save(stream, format=image_format)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

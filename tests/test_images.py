@@ -1,0 +1,81 @@
+import pytest
+import torch
+from PIL import Image
+
+from lit_nst.errors import UsageError
+from lit_nst.images import check_writable, image_to_tensor, load_image, resize_longer_side, save_image
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.new("RGB", (40, 20), "red")
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif)
+    assert load_image(path, "content").size == (20, 40)
+
+
+def test_alpha_is_composited_over_white(tmp_path):
+    path = tmp_path / "clear.png"
+    Image.new("RGBA", (4, 4), (0, 0, 0, 0)).save(path)
+    loaded = load_image(path, "style")
+    assert loaded.mode == "RGB"
+    assert loaded.getpixel((0, 0)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "I;16"])
+def test_any_mode_becomes_rgb(tmp_path, mode):
+    path = tmp_path / ("image.tiff" if mode in ("CMYK", "I;16") else "image.png")
+    Image.new(mode, (5, 5)).save(path)
+    assert load_image(path, "content").mode == "RGB"
+
+
+def test_resize_makes_the_longer_side_the_size_and_rounds_the_other():
+    resized = resize_longer_side(Image.new("RGB", (300, 200)), 128, "content")
+    assert resized.size == (128, 85)  # 200 * 128 / 300 = 85.33
+    assert resize_longer_side(Image.new("RGB", (200, 300)), 128, "content").size == (85, 128)
+
+
+def test_image_smaller_than_16_px_after_resizing_is_a_usage_error():
+    with pytest.raises(UsageError, match="at least 16 px"):
+        resize_longer_side(Image.new("RGB", (400, 20)), 64, "content")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "does not exist"), (b"", "is empty"), (b"hello, not an image", "not an image file")],
+)
+def test_bad_files_are_usage_errors(tmp_path, content, message):
+    path = tmp_path / "bad.jpg"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(UsageError, match=message):
+        load_image(path, "content")
+
+
+def test_truncated_file_is_a_usage_error(tmp_path):
+    full = tmp_path / "full.jpg"
+    Image.effect_noise((64, 64), 50).convert("RGB").save(full)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(full.read_bytes()[:600])
+    with pytest.raises(UsageError, match="truncated or corrupt"):
+        load_image(truncated, "style")
+
+
+def test_save_then_load_round_trips_and_leaves_no_temporary(tmp_path):
+    image = torch.rand(3, 17, 23)
+    path = tmp_path / "out.png"
+    save_image(image, path)
+    assert torch.allclose(image_to_tensor(load_image(path, "result")), image, atol=0.5 / 255 + 1e-6)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_unwritable_output_is_found_before_any_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("in the way")
+    with pytest.raises(UsageError, match="cannot write"):
+        check_writable(blocker / "out.png")
+    with pytest.raises(UsageError, match="image extension"):
+        check_writable(tmp_path / "out.txt")
+    with pytest.raises(UsageError, match="is a directory"):
+        check_writable(tmp_path)

@@ -1,0 +1,93 @@
+import torch
+
+from lit_nst.module import initial_image, normalised_layer_weights
+
+from .helpers import fit
+
+
+def tiny_run(tmp_path, images, weights, *args):
+    return fit(
+        tmp_path,
+        "--data.content",
+        images["content"],
+        "--data.style",
+        images["style"],
+        "--data.size",
+        32,
+        "--model.weights",
+        weights,
+        "--trainer.max_steps",
+        3,
+        "--output.path",
+        tmp_path / "out.png",
+        *args,
+    )
+
+
+def test_the_target_image_is_the_only_parameter(tmp_path, small_images, random_weights):
+    cli = tiny_run(tmp_path, small_images, random_weights["vgg19"])
+    parameters = list(cli.model.parameters())
+    assert len(parameters) == 1 and parameters[0] is cli.model.target
+    assert cli.model.target.shape == (1, 3, 27, 32)  # 40x48 content -> longer side 32
+
+
+def test_checkpoint_holds_the_target_and_optimizer_but_no_vgg_tensor(tmp_path, small_images, random_weights):
+    cli = tiny_run(tmp_path, small_images, random_weights["vgg19"])
+    checkpoints = list(tmp_path.rglob("*.ckpt"))
+    assert checkpoints
+    checkpoint = torch.load(checkpoints[0], weights_only=False)
+    assert list(checkpoint["state_dict"]) == ["target"]
+    assert checkpoint["optimizer_states"]
+    assert (tmp_path / "out.png").is_file()
+    assert cli.trainer.global_step == 3
+
+
+def test_adam_keeps_the_target_in_range_after_every_step(tmp_path, small_images, random_weights):
+    cli = tiny_run(
+        tmp_path,
+        small_images,
+        random_weights["vgg19"],
+        "--optimizer",
+        "Adam",
+        "--optimizer.lr",
+        "0.5",
+    )
+    assert cli.model.clamp_every_step
+    assert cli.model.target.min() >= 0.0 and cli.model.target.max() <= 1.0
+
+
+def test_lbfgs_is_not_clamped_between_steps(tmp_path, small_images, random_weights):
+    cli = tiny_run(tmp_path, small_images, random_weights["vgg19"], "--optimizer", "LBFGS")
+    assert not cli.model.clamp_every_step
+
+
+def test_layer_weights_default_to_equal_and_sum_to_one():
+    assert normalised_layer_weights(["a", "b"], None, "content") == {"a": 0.5, "b": 0.5}
+    assert normalised_layer_weights(["a", "b"], [3, 1], "style") == {"a": 0.75, "b": 0.25}
+
+
+def test_inits():
+    contents = torch.rand(2, 3, 8, 8)
+    assert torch.equal(initial_image("content", contents), contents)
+    assert torch.equal(initial_image("white", contents), torch.ones_like(contents))
+    torch.manual_seed(5)
+    noise = initial_image("noise", contents)
+    torch.manual_seed(5)
+    assert torch.equal(noise, initial_image("noise", contents))
+    assert abs(noise.mean().item() - 0.5) < 0.05 and noise.std() > 0.05
+
+
+def test_the_cli_optimizer_really_moves_the_target(tmp_path, small_images, random_weights):
+    for optimizer in ("Adam", "LBFGS"):
+        # Random weights give tiny losses; a large style weight brings gradients above L-BFGS's tolerance_grad.
+        cli = tiny_run(
+            tmp_path / optimizer,
+            small_images,
+            random_weights["vgg19"],
+            "--optimizer",
+            optimizer,
+            "--model.style_weight",
+            "1e6",
+        )
+        content = torch.stack([job.content for job in cli.datamodule.jobs])
+        assert (cli.model.target - content).abs().max() > 1e-4, optimizer
