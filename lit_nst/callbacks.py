@@ -23,6 +23,11 @@ class ImageOutput(Callback):
             raise UsageError(f"--output.every_n_steps must be 0 (off) or positive, got {every_n_steps}")
         if path is not None and dir is not None:
             raise UsageError("give --output.path (one job) or --output.dir (several jobs), not both")
+        # Checked now, before the trainer starts, so a bad path fails before the first step.
+        if path is not None:
+            check_writable(Path(path))
+        if dir is not None:
+            check_writable(Path(dir) / "stylized.png")
         self.path = path
         self.dir = dir
         self.every_n_steps = every_n_steps

@@ -60,6 +60,9 @@ def check_writable(path: Path) -> None:
         raise UsageError(f"output {path} is a directory: give a file name such as {path / 'stylized.png'}")
     if path.suffix.lower() not in Image.registered_extensions():
         raise UsageError(f"output {path} has no image extension Pillow knows: use .png or .jpg")
+    blocking_file = next((parent for parent in path.parents if parent.is_file()), None)
+    if blocking_file is not None:
+        raise UsageError(f"cannot write {path}: {blocking_file} is a file, not a directory")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):

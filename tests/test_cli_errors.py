@@ -1,0 +1,56 @@
+"""Bad input: one line on stderr naming the problem, non-zero exit, no traceback, no output file."""
+
+import pytest
+import torch
+from PIL import Image
+
+from .helpers import random_vgg_state, run_lit_nst
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad")
+    good = folder / "good.png"
+    Image.effect_noise((64, 48), 40).convert("RGB").save(good)
+    (folder / "empty.jpg").write_bytes(b"")
+    full = folder / "full.jpg"
+    Image.effect_noise((64, 64), 40).convert("RGB").save(full)
+    (folder / "truncated.jpg").write_bytes(full.read_bytes()[:500])
+    (folder / "notes.jpg").write_text("these are not pixels")
+    wrong = random_vgg_state("vgg16")
+    torch.save(wrong, folder / "vgg16.pth")
+    return folder
+
+
+CASES = {
+    "missing content": (["--data.content", "{d}/missing.jpg"], "does not exist"),
+    "empty style": (["--data.style", "{d}/empty.jpg"], "is empty"),
+    "truncated content": (["--data.content", "{d}/truncated.jpg"], "truncated or corrupt"),
+    "not an image": (["--data.style", "{d}/notes.jpg"], "not an image file"),
+    "too small after resizing": (["--data.size", "12"], "at least 16 px"),
+    "zero size": (["--data.size", "0"], "positive number of pixels"),
+    "negative size": (["--data.size", "-5"], "positive number of pixels"),
+    "unknown layer": (["--model.style_layers", "[relu1_1,relu6_1]"], "unknown layer 'relu6_1'"),
+    "missing weights file": (["--model.weights", "{d}/none.pth"], "does not exist"),
+    "weights of the wrong arch": (["--model.weights", "{d}/vgg16.pth"], "has no tensor 'features.16.weight'"),
+    "not a number": (["--data.size", "big"], 'Parser key "data.size"'),
+    "output in a file's place": (["--output.path", "{d}/good.png/out.png"], "good.png is a file"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_and_no_output(bad_inputs, tmp_path, case):
+    overrides, message = CASES[case]
+    output = tmp_path / "out.png"
+    args = {"--data.content": f"{bad_inputs}/good.png", "--data.style": f"{bad_inputs}/good.png", "--data.size": "32"}
+    args["--output.path"] = str(output)
+    for key, value in zip(overrides[::2], overrides[1::2], strict=True):
+        args[key] = value.format(d=bad_inputs)
+    flat = [item for pair in args.items() for item in pair]
+    result = run_lit_nst("fit", "--trainer.default_root_dir", tmp_path / "logs", *flat, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("lit-nst: error: ") and message in lines[0], lines[0]
+    assert not output.exists()
