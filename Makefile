@@ -22,7 +22,7 @@ lint: ## ruff check and format check
 demo: ## stylize the bundled astronaut photo with Starry Night into outputs/
 	$(BIN)/lit-nst fit --config configs/gatys.yaml \
 		--data.content assets/astronaut.jpg --data.style assets/starry_night.jpg \
-		--output.path outputs/astronaut__starry_night.png
+		--output.path outputs/astronaut__starry_night.png --output.panel true
 
 bench: ## time lit-nst against a plain PyTorch loop
 	$(PY) benchmarks/overhead.py

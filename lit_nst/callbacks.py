@@ -5,19 +5,23 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from lit_nst.checkpointing import INTERRUPTIONS
 from lit_nst.errors import UsageError
-from lit_nst.images import check_writable, save_image
+from lit_nst.images import check_writable, labelled_panel, save_image
 
 
 class ImageOutput(Callback):
     """Writes each job's result image at the end of the run, and snapshots every N steps."""
 
-    def __init__(self, path: str | None = None, dir: str | None = None, every_n_steps: int = 0) -> None:
+    def __init__(
+        self, path: str | None = None, dir: str | None = None, every_n_steps: int = 0, panel: bool = False
+    ) -> None:
         """
         Args:
             path: the result image of a single job; by default `stylized.png` in the run's log directory.
             dir: the folder for the results of several jobs, each named `<content>__<style>.png`.
             every_n_steps: also write `<name>_step<N>.png` snapshots every N steps (0: never).
+            panel: also write `<name>_panel.png`: content | style | result side by side, labelled.
         """
         if every_n_steps < 0:
             raise UsageError(f"--output.every_n_steps must be 0 (off) or positive, got {every_n_steps}")
@@ -31,6 +35,7 @@ class ImageOutput(Callback):
         self.path = path
         self.dir = dir
         self.every_n_steps = every_n_steps
+        self.panel = panel
         self.paths: list[Path] = []
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -53,11 +58,21 @@ class ImageOutput(Callback):
             for path, image in zip(self.paths, pl_module.result(), strict=True):
                 save_image(image, path.with_name(f"{path.stem}_step{step:05d}{path.suffix}"))
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # on_fit_end, not on_train_end: a resume of a finished run skips training but still rewrites the image.
         self.write(trainer, pl_module)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        # Only interruptions: after a divergence the image of the last good step must stay as it is.
+        if isinstance(exception, INTERRUPTIONS):
+            self.write(trainer, pl_module)
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        for path, image in zip(self.paths, pl_module.result(), strict=True):
+        jobs = trainer.datamodule.jobs
+        for path, image, job in zip(self.paths, pl_module.result(), jobs, strict=True):
             save_image(image, path)
+            if self.panel:
+                pictures = [("content", job.content), ("style", job.style), ("result", image)]
+                save_image(labelled_panel(pictures, image.shape[-2]), path.with_name(f"{path.stem}_panel.png"))

@@ -1,5 +1,6 @@
 """What goes in: the content and style images of each job, and the per-step batches of job indices."""
 
+import hashlib
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,14 @@ class StyleJob:
     @property
     def name(self) -> str:
         return f"{self.content_path.stem}__{self.style_path.stem}"
+
+    def identity(self) -> dict[str, str]:
+        """The files' contents, not their names: a resume must paint the same pictures."""
+        return {"content": file_sha256(self.content_path), "style": file_sha256(self.style_path)}
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class RepeatedJobs(Dataset):
@@ -90,6 +99,11 @@ class StyleImages(L.LightningDataModule):
     @staticmethod
     def _load(path: str, role: str, size: int) -> Tensor:
         return image_to_tensor(resize_longer_side(load_image(path, role), size, role))
+
+    def identity(self) -> dict[str, object]:
+        """What a checkpoint of these jobs must match to be resumed with them."""
+        return {"data.jobs": [job.identity() for job in self.jobs], "data.size": self.size,
+                "data.style_scale": self.style_scale}  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
         steps = self.trainer.max_steps if self.trainer is not None and self.trainer.max_steps > 0 else 1

@@ -3,3 +3,7 @@
 
 class UsageError(Exception):
     """Something the user asked for cannot be done; the message says what and how to fix it."""
+
+
+class DivergedError(UsageError):
+    """The objective became NaN or infinite: the settings make the optimisation unstable."""

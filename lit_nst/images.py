@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
@@ -71,9 +71,34 @@ def check_writable(path: Path) -> None:
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def save_image(image: Tensor, path: Path) -> None:
-    """Write a (3, H, W) image in [0, 1] to `path` atomically: a temporary file, then a rename."""
-    picture = to_pil_image(image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu())
+def tensor_to_image(image: Tensor) -> Image.Image:
+    """(3, H, W) in [0, 1] -> PIL RGB, rounded to the nearest 8-bit value."""
+    return to_pil_image(image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu())
+
+
+def labelled_panel(pictures: list[tuple[str, Tensor]], height: int) -> Image.Image:
+    """The pictures side by side at a common height, each with its label in a strip beneath."""
+    font = ImageFont.load_default(size=max(12, height // 24))
+    strip = font.size + 10
+    scaled = []
+    for label, tensor in pictures:
+        picture = tensor_to_image(tensor)
+        width = max(1, round(picture.width * height / picture.height))
+        scaled.append((label, picture.resize((width, height), Image.Resampling.BICUBIC)))
+    gap = 8
+    canvas = Image.new("RGB", (sum(p.width for _, p in scaled) + gap * (len(scaled) - 1), height + strip), "white")
+    draw = ImageDraw.Draw(canvas)
+    left = 0
+    for label, picture in scaled:
+        canvas.paste(picture, (left, 0))
+        draw.text((left + picture.width / 2, height + strip / 2), label, fill="black", font=font, anchor="mm")
+        left += picture.width + gap
+    return canvas
+
+
+def save_image(image: Tensor | Image.Image, path: Path) -> None:
+    """Write a (3, H, W) image in [0, 1] (or a PIL image) to `path` atomically: a temporary file, then a rename."""
+    picture = image if isinstance(image, Image.Image) else tensor_to_image(image)
     image_format = Image.registered_extensions()[path.suffix.lower()]
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_nst.backbone import Arch, Pooling, VGGFeatures
-from lit_nst.errors import UsageError
+from lit_nst.errors import DivergedError, UsageError
 from lit_nst.objective import LossTerms, StyleObjective
 from lit_nst.preprocessing import Preprocess, PreprocessingName
 from lit_nst.weights import weight_source
@@ -89,6 +89,12 @@ class StyleTransfer(L.LightningModule):
     def training_step(self, job_ids: Tensor, batch_idx: int) -> Tensor:
         terms = self.objective(self.target, job_ids)
         total = terms.total.sum()
+        if not torch.isfinite(total):
+            raise DivergedError(
+                f"the loss became {total.item()} at step {self.global_step}: lower the learning rate "
+                "(--optimizer.lr) or the style weight (--model.style_weight); the last good checkpoint and "
+                "image were kept"
+            )
         self.log_dict(
             {
                 "loss/content": terms.content.sum(),
@@ -129,6 +135,20 @@ class StyleTransfer(L.LightningModule):
             with torch.no_grad():
                 self.target.clamp_(0.0, 1.0)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["lit_nst"] = {
+            "identity": {**self.identity(), **self.trainer.datamodule.identity()},
+            "optimizer": type(self.optimizers().optimizer).__name__,
+        }
+
+    def identity(self) -> dict[str, object]:
+        """The model settings a resume must share with the run it continues (not max_steps, output or logging)."""
+        keys = (
+            *("arch", "weights", "pooling", "preprocessing", "content_layers", "style_layers"),
+            *("content_layer_weights", "style_layer_weights", "content_weight", "style_weight", "tv_weight"),
+        )
+        return {f"model.{key}": _plain(self.hparams[key]) for key in keys}
+
     def result(self) -> Tensor:
         """The images as they would be written: (B, 3, H, W) clamped to [0, 1]."""
         return self.target.detach().clamp(0.0, 1.0)
@@ -159,3 +179,8 @@ def initial_image(init: Init, contents: Tensor) -> Tensor:
     if init == "white":
         return torch.ones_like(contents)
     raise UsageError(f"unknown --model.init {init!r}: use content, noise or white")
+
+
+def _plain(value: object) -> object:
+    """Tuples and lists compare equal once stored, whatever the YAML or CLI produced."""
+    return list(value) if isinstance(value, tuple | list) else value

@@ -1,0 +1,124 @@
+"""Checkpoints that survive interruptions: a fixed place, atomic writes, a save on Ctrl-C and SIGTERM."""
+
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from lit_nst.errors import UsageError
+
+INTERRUPTIONS = (KeyboardInterrupt, SIGTERMException)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file, then renames it: a kill mid-write leaves the old one whole."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "wb") as stream:
+                torch.save(checkpoint, stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """`last.ckpt` under `<default_root_dir>/checkpoints`, every N steps, at the end of every run, and on interrupt."""
+
+    def __init__(self, every_n_steps: int = 100, dirpath: str | None = None) -> None:
+        """
+        Args:
+            every_n_steps: write the checkpoint every this many steps (and always at the end of a run).
+            dirpath: where checkpoints go; by default `checkpoints/` in `--trainer.default_root_dir`.
+        """
+        if every_n_steps <= 0:
+            raise UsageError(f"--checkpoint.every_n_steps must be positive, got {every_n_steps}")
+        super().__init__(
+            dirpath=dirpath,
+            every_n_train_steps=every_n_steps,
+            save_top_k=0,
+            save_last=True,
+            enable_version_counter=False,
+        )
+
+    def last_path(self, trainer: L.Trainer) -> Path:
+        """Where `--ckpt_path last` looks: a fixed file, not a new `version_N` folder each run."""
+        folder = self.dirpath if self.dirpath is not None else os.path.join(trainer.default_root_dir, "checkpoints")
+        return Path(folder) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.dirpath = str(self.last_path(trainer).parent)
+        super().setup(trainer, pl_module, stage)
+        if trainer.is_global_zero:
+            # Temporaries of writes that a hard kill cut short.
+            for stale in Path(self.dirpath).glob(".*.ckpt.*.tmp"):
+                stale.unlink(missing_ok=True)
+
+    def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> None:
+        # An image that is already NaN or infinite would replace the last good checkpoint with a useless one.
+        if torch.isfinite(trainer.lightning_module.target).all():
+            super()._save_last_checkpoint(trainer, monitor_candidates)
+
+    def save_now(self, trainer: L.Trainer) -> None:
+        if self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            self._last_global_step_saved = trainer.global_step
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save_now(trainer)  # however short the run, and whatever N is
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        # Only interruptions: after a divergence or an error the last good checkpoint must stay as it is.
+        if isinstance(exception, INTERRUPTIONS):
+            self.save_now(trainer)
+            if trainer.is_global_zero:
+                print(
+                    f"lit-nst: interrupted at step {trainer.global_step}: checkpoint saved to "
+                    f"{self.last_path(trainer)}; resume with the same command and --ckpt_path last",
+                    file=sys.stderr,
+                )
+
+
+class GracefulInterrupt(Callback):
+    """Turns Ctrl-C into a stop between two steps, so the checkpoint never holds a half-made step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous_handler: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.previous_handler = signal.signal(signal.SIGINT, self._request)
+
+    def _request(self, signum: int, frame: Any) -> None:
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, index: int) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        if self.previous_handler is not None:
+            signal.signal(signal.SIGINT, self.previous_handler)
+            self.previous_handler = None
