@@ -24,5 +24,5 @@ demo: ## stylize the bundled astronaut photo with Starry Night into outputs/
 		--data.content assets/astronaut.jpg --data.style assets/starry_night.jpg \
 		--output.path outputs/astronaut__starry_night.png --output.panel true
 
-bench: ## time lit-nst against a plain PyTorch loop
-	$(PY) benchmarks/overhead.py
+bench: ## seconds per step, peak memory and overhead; writes BENCHMARKS.md
+	$(PY) benchmarks/bench.py --write

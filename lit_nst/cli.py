@@ -70,7 +70,7 @@ class StyleTransferCLI(LightningCLI):
     def _optimizer_name(config: Any) -> str:
         optimizer = config.get("optimizer")
         if optimizer is None:
-            return "LBFGS"  # StyleTransfer.configure_optimizers
+            return "JobwiseLBFGS"  # StyleTransfer.configure_optimizers
         class_path = optimizer["class_path"] if isinstance(optimizer, dict) else optimizer.class_path
         return class_path.rsplit(".", 1)[-1]
 
@@ -82,7 +82,8 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> StyleTransferCL
         StyleImages,
         args=args,
         run=run,
-        trainer_defaults={"num_sanity_val_steps": 0},
+        # Our data module hands each rank its own jobs; Lightning's sampler would shard the steps instead.
+        trainer_defaults={"num_sanity_val_steps": 0, "use_distributed_sampler": False},
         save_config_kwargs={"overwrite": True},
         seed_everything_default=0,
         parser_kwargs={"exit_on_error": False},

@@ -106,6 +106,9 @@ class StyleImages(L.LightningDataModule):
                 "data.style_scale": self.style_scale}  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
-        steps = self.trainer.max_steps if self.trainer is not None and self.trainer.max_steps > 0 else 1
-        job_ids = torch.arange(len(self.jobs))
+        trainer = self.trainer
+        steps = trainer.max_steps if trainer is not None and trainer.max_steps > 0 else 1
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        # Each job on exactly one rank: no sampler padding duplicates a job, none is dropped.
+        job_ids = torch.arange(len(self.jobs))[rank::world_size]
         return DataLoader(RepeatedJobs(job_ids, steps), batch_size=None, shuffle=False)

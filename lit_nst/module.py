@@ -9,7 +9,9 @@ from torch import Tensor, nn
 
 from lit_nst.backbone import Arch, Pooling, VGGFeatures
 from lit_nst.errors import DivergedError, UsageError
+from lit_nst.memory import check_fits, estimate_run_bytes, free_bytes
 from lit_nst.objective import LossTerms, StyleObjective
+from lit_nst.optim import JobwiseLBFGS
 from lit_nst.preprocessing import Preprocess, PreprocessingName
 from lit_nst.weights import weight_source
 
@@ -44,6 +46,7 @@ class StyleTransfer(L.LightningModule):
         style_weight: float = 5.0,
         tv_weight: float = 0.0,
         init: Init = "content",
+        compile: bool = False,
     ) -> None:
         """
         Args:
@@ -61,6 +64,7 @@ class StyleTransfer(L.LightningModule):
             style_weight: weight of the style loss in the total.
             tv_weight: weight of the total-variation smoothness term.
             init: starting image: the content photo, Gaussian noise around grey 0.5, or a white canvas.
+            compile: run the feature extractor through torch.compile (pays off on GPUs for long runs).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -87,7 +91,8 @@ class StyleTransfer(L.LightningModule):
         return self.objective(image, job_ids)
 
     def training_step(self, job_ids: Tensor, batch_idx: int) -> Tensor:
-        terms = self.objective(self.target, job_ids)
+        # Under DDP each rank holds the whole target but computes only its own jobs.
+        terms = self.objective(self.target[job_ids], job_ids)
         total = terms.total.sum()
         if not torch.isfinite(total):
             raise DivergedError(
@@ -95,6 +100,7 @@ class StyleTransfer(L.LightningModule):
                 "(--optimizer.lr) or the style weight (--model.style_weight); the last good checkpoint and "
                 "image were kept"
             )
+        distributed = self.trainer.world_size > 1
         self.log_dict(
             {
                 "loss/content": terms.content.sum(),
@@ -105,12 +111,15 @@ class StyleTransfer(L.LightningModule):
             prog_bar=True,
             on_step=True,
             on_epoch=False,
+            sync_dist=distributed,
+            reduce_fx="sum",
         )
-        return total * self.optimizer_loss_scale
+        # DDP averages gradients over ranks; a job lives on one rank, so undo the division by world size.
+        return total * (self.optimizer_loss_scale * self.trainer.world_size)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """L-BFGS, one iteration per step, unless the CLI's `--optimizer` says otherwise."""
-        return torch.optim.LBFGS([self.target], lr=1.0, max_iter=1, history_size=100)
+        """L-BFGS (one history per job, one iteration per step), unless the CLI's `--optimizer` says otherwise."""
+        return JobwiseLBFGS([self.target], lr=1.0, history_size=100)
 
     def setup(self, stage: str) -> None:
         jobs = self.trainer.datamodule.jobs
@@ -121,14 +130,36 @@ class StyleTransfer(L.LightningModule):
             self.target.data = initial_image(self.init, contents)
 
     def on_fit_start(self) -> None:
+        optimizer = self.optimizers().optimizer
+        if isinstance(optimizer, torch.optim.LBFGS) and self.target.shape[0] > 1:
+            raise UsageError(
+                f"torch's LBFGS would share one curvature history across the {self.target.shape[0]} jobs; "
+                "use --optimizer lit_nst.optim.JobwiseLBFGS"
+            )
+        # Before any work on the device: a run that cannot fit is refused, not killed halfway.
+        self.memory_estimate = self.estimate_memory(optimizer)
+        check_fits(self.memory_estimate, free_bytes(self.device), max(self.target.shape[-2:]))
+        # L-BFGS's curvature history assumes the iterate it produced; clamping it each step breaks it.
+        quasi_newton = isinstance(optimizer, torch.optim.LBFGS | JobwiseLBFGS)
+        self.clamp_every_step = not quasi_newton
+        self.optimizer_loss_scale = LBFGS_LOSS_SCALE if quasi_newton else 1.0
         # Targets are computed here, after the move to the accelerator, not in `setup` on the CPU.
         jobs = self.trainer.datamodule.jobs
         contents = torch.stack([job.content for job in jobs]).to(self.device)
         self.objective.set_targets(contents, [job.style.to(self.device) for job in jobs])
-        # L-BFGS's curvature history assumes the iterate it produced; clamping it each step breaks it.
-        quasi_newton = isinstance(self.optimizers().optimizer, torch.optim.LBFGS)
-        self.clamp_every_step = not quasi_newton
-        self.optimizer_loss_scale = LBFGS_LOSS_SCALE if quasi_newton else 1.0
+        if self.hparams.compile and not isinstance(self.objective.backbone, torch._dynamo.eval_frame.OptimizedModule):
+            self.objective.backbone = torch.compile(self.objective.backbone)
+
+    def estimate_memory(self, optimizer: torch.optim.Optimizer) -> int:
+        """Peak bytes of a step of this run on its device (see lit_nst.memory)."""
+        jobs, _, height, width = self.target.shape
+        if isinstance(optimizer, torch.optim.LBFGS | JobwiseLBFGS):
+            # two history vectors per pair, plus direction, previous gradient and flat gradient
+            vectors = 2 * optimizer.defaults["history_size"] + 3
+        else:
+            vectors = 2  # Adam's moments; an overestimate for SGD
+        half = self.trainer.precision in ("bf16-mixed", "16-mixed", "bf16-true", "16-true")
+        return estimate_run_bytes(self.objective.backbone, jobs, height, width, vectors, 2 if half else 4)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.clamp_every_step:

@@ -48,10 +48,11 @@ class StyleObjective(nn.Module):
     @torch.no_grad()
     def set_targets(self, contents: Tensor, styles: list[Tensor]) -> None:
         """Compute the content features and style Grams once; `styles[i]` is job i's (3, h, w) style image."""
-        content_features = self.features(contents)
+        # Every image through the network alone, as in `forward`, so a job's targets do not depend on the batch.
+        per_content = [self.features(content.unsqueeze(0)) for content in contents]
         for name in self.content_layers:
-            self.register_buffer(f"content_target_{name}", content_features[name].float(), persistent=False)
-        # Style images may differ in size from each other, so each is passed through the network alone.
+            features = torch.cat([job_features[name].float() for job_features in per_content])
+            self.register_buffer(f"content_target_{name}", features, persistent=False)
         per_style = [self.features(style.unsqueeze(0)) for style in styles]
         for name in self.style_layers:
             grams = torch.cat([gram(features[name]) for features in per_style])  # (B, C, C)
@@ -65,6 +66,17 @@ class StyleObjective(nn.Module):
 
     def forward(self, image: Tensor, job_ids: Tensor | None = None) -> LossTerms:
         """Loss terms of `image` (B, 3, H, W), row b being job `job_ids[b]` (all jobs in order if None)."""
+        if job_ids is None:
+            job_ids = torch.arange(image.shape[0], device=image.device)
+        # One job at a time through the network: a batch changes the convolutions' float rounding, which
+        # L-BFGS amplified to 4/255 between a job run alone and in a batch after 15 steps.
+        per_job = [self._job_terms(image[row : row + 1], job_ids[row : row + 1]) for row in range(image.shape[0])]
+        if not per_job:  # a DDP rank with no job still takes part in the gradient exchange
+            zero = image.sum() * 0.0
+            return LossTerms(zero[None][:0], zero[None][:0], zero[None][:0], zero[None][:0] + zero)
+        return LossTerms(*(torch.cat(terms) for terms in zip(*per_job, strict=True)))
+
+    def _job_terms(self, image: Tensor, job_ids: Tensor) -> LossTerms:
         features = self.features(image)
         content = content_loss(features, self.content_targets(job_ids), self.content_layers)
         style = style_loss(features, self.style_targets(job_ids), self.style_layers)

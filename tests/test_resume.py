@@ -76,7 +76,7 @@ def test_resuming_a_finished_run_says_so_and_rewrites_the_image(tmp_path, capsys
         (["--data.style", "STYLE"], "image files' contents"),
         (["--model.arch", "vgg16", "--model.weights", "VGG16", "--model.preprocessing", "caffe"], "--model.arch"),
         (["--model.style_weight", "7"], "--model.style_weight"),
-        (["--optimizer", "Adam"], "optimised with LBFGS"),
+        (["--optimizer", "Adam"], "optimised with JobwiseLBFGS"),
     ],
 )
 def test_resume_of_another_job_stops_before_any_step_naming_the_setting(tmp_path, change, message):

@@ -1,0 +1,158 @@
+"""Seconds per step and peak memory of `lit-nst fit`, with the memory estimate beside the measurement.
+
+    python benchmarks/bench.py            # CPU: 128, 256, 512 px; GPU (if any): 512 ... 4096 px
+    python benchmarks/bench.py --write    # also write the table into BENCHMARKS.md
+
+Each configuration runs in a fresh process (peak memory is per process): fp32 against bf16-mixed,
+torch.compile off and on, then the per-step overhead of lit-nst against a plain PyTorch loop.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Callback
+
+REPO = Path(__file__).resolve().parents[1]
+ASSETS = REPO / "assets"
+STEPS, WARMUP = 10, 3
+
+
+class StepTimer(Callback):
+    """Records when each step ends (after the GPU has finished it)."""
+
+    def __init__(self) -> None:
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, *args) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.ends.append(time.perf_counter())
+
+
+def measure_one(size: int, precision: str, compile_backbone: bool) -> dict:
+    """Run in a child process: time STEPS steps after WARMUP, and the peak memory of the run."""
+    from lit_nst.cli import cli_main
+
+    timer = StepTimer()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with tempfile.TemporaryDirectory() as folder:
+        cli = cli_main(
+            ["--data.content", str(ASSETS / "astronaut.jpg"), "--data.style", str(ASSETS / "starry_night.jpg"),
+             "--data.size", str(size), "--trainer.precision", precision, "--model.compile", str(compile_backbone),
+             "--model.style_weight", "50", "--trainer.max_steps", str(STEPS + WARMUP),
+             "--trainer.default_root_dir", folder, "--output.path", f"{folder}/out.png",
+             "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"],
+            run=False,
+        )  # fmt: skip
+        weights = sum(b.numel() * b.element_size() for b in cli.model.objective.backbone.buffers())
+        cli.trainer.callbacks.append(timer)
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        cli.trainer.fit(cli.model, cli.datamodule)
+    if torch.cuda.is_available():
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        # The weights were resident before the baseline was taken; everything else came with the run.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before + weights
+    timed = timer.ends[WARMUP - 1 :]
+    return {
+        "seconds_per_step": (timed[-1] - timed[0]) / (len(timed) - 1),
+        "peak_bytes": peak,
+        "estimate_bytes": cli.model.memory_estimate,
+    }
+
+
+def run_child(size: int, precision: str, compile_backbone: bool) -> dict:
+    command = [sys.executable, __file__, "--child", str(size), precision, str(compile_backbone)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    if result.returncode != 0:
+        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+        cpu = names[0] if names else cpu
+    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    if torch.cuda.is_available():
+        text += f", GPU: {torch.cuda.get_device_name()}"
+    return text
+
+
+def table(device: str, sizes: list[int], compile_sizes: list[int]) -> list[str]:
+    rows = [
+        "| device | size | precision | compile | s/step | peak memory | estimate | estimate/peak |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for size in sizes:
+        for precision in ("32-true", "bf16-mixed"):
+            for compile_backbone in (False, True) if size in compile_sizes else (False,):
+                result = run_child(size, precision, compile_backbone)
+                if "error" in result:
+                    rows.append(f"| {device} | {size} | {precision} | {compile_backbone} | {result['error']} | | | |")
+                else:
+                    peak, estimate = result["peak_bytes"], result["estimate_bytes"]
+                    rows.append(
+                        f"| {device} | {size} | {precision} | {'on' if compile_backbone else 'off'} | "
+                        f"{result['seconds_per_step']:.4f} | {peak / 2**20:.0f} MiB | {estimate / 2**20:.0f} MiB | "
+                        f"{estimate / peak:.2f} |"
+                    )
+                print(rows[-1], flush=True)
+    return rows
+
+
+def overhead_rows() -> list[str]:
+    sys.path.insert(0, str(REPO))
+    from benchmarks.overhead import lit_nst_seconds_per_step, plain_loop_seconds_per_step
+
+    rows = ["| size | plain loop s/step | lit-nst fit s/step | overhead |", "| ---: | ---: | ---: | ---: |"]
+    for size in (128, 256):
+        plain, lit = plain_loop_seconds_per_step(size, 20), lit_nst_seconds_per_step(size, 20)
+        rows.append(f"| {size} | {plain:.4f} | {lit:.4f} | {100 * (lit / plain - 1):+.1f} % |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="write the tables into BENCHMARKS.md")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        size, precision, compile_backbone = int(args.child[0]), args.child[1], args.child[2] == "True"
+        print(json.dumps(measure_one(size, precision, compile_backbone)))
+        return
+    lines = [f"Machine: {machine()}", "", "VGG19 (caffe weights), JobwiseLBFGS, one job, "
+             f"{STEPS} timed steps after {WARMUP} warm-up steps; each row a fresh process.", ""]  # fmt: skip
+    print("\n".join(lines))
+    if torch.cuda.is_available():
+        lines += table("GPU", [512, 1024, 2048, 4096], [512, 1024, 2048, 4096]) + [""]
+    else:
+        lines += table("CPU", [128, 256, 512], [128]) + [""]
+    lines += ["Per-step overhead of `lit-nst fit` against a plain PyTorch loop on the same objective (L-BFGS):", ""]
+    lines += overhead_rows()
+    if args.write:
+        section = "\n".join(lines)
+        title = "GPU" if torch.cuda.is_available() else "CPU"
+        path = REPO / "BENCHMARKS.md"
+        existing = path.read_text() if path.exists() else "# Benchmarks\n\nWritten by `make bench`.\n"
+        marker = f"\n## {title}\n"
+        head = existing.split(marker)[0].rstrip() + "\n"
+        path.write_text(f"{head}{marker}\n{section}\n")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""How much memory a run will need, estimated before the first step from the shapes alone."""
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lit_nst.backbone import VGGFeatures
+from lit_nst.errors import UsageError
+
+GIB = 1024**3
+
+
+def activation_elements(backbone: VGGFeatures, height: int, width: int) -> tuple[int, int]:
+    """(all layer outputs kept for the backward pass, the largest one) of one image, in elements."""
+    total = largest = 0
+    channels = 3
+    for layer in backbone.features:
+        if isinstance(layer, nn.Conv2d):
+            channels = layer.out_channels
+        elif isinstance(layer, nn.MaxPool2d | nn.AvgPool2d):
+            height, width = height // 2, width // 2
+        elements = channels * height * width
+        total += elements
+        largest = max(largest, elements)
+    return total, largest
+
+
+def estimate_run_bytes(
+    backbone: VGGFeatures, jobs: int, height: int, width: int, optimizer_vectors: int, activation_bytes: int
+) -> int:
+    """Peak bytes of one step: weights, every job's activations (their graphs live until backward),
+    the backward pass's transients, the target with its gradient, and the optimizer's per-pixel vectors."""
+    weights = sum(buffer.numel() * buffer.element_size() for buffer in backbone.buffers())
+    kept, largest = activation_elements(backbone, height, width)
+    image = jobs * 3 * height * width * 4
+    # ReLU and conv outputs both stay alive; the backward holds about three activations of the largest layer.
+    activations = jobs * kept * activation_bytes + 3 * largest * 4
+    return weights + activations + image * (2 + optimizer_vectors)
+
+
+def free_bytes(device: torch.device) -> int:
+    """What the device can still give: CUDA's free memory, or the host's MemAvailable."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 1 << 62  # unknown: do not refuse
+
+
+def check_fits(estimate: int, free: int, size: int) -> None:
+    """Refuse a run that cannot fit, naming the estimate and the largest size that would."""
+    if estimate <= free:
+        return
+    # Everything but the weights grows with the pixel count, i.e. with size².
+    largest = int(size * (free / estimate) ** 0.5) // 16 * 16
+    raise UsageError(
+        f"this run needs about {estimate / GIB:.1f} GiB but the device has {free / GIB:.1f} GiB free: "
+        f"use --data.size {largest} or less, fewer jobs per device, or --trainer.precision bf16-mixed"
+    )

@@ -1,0 +1,86 @@
+"""L-BFGS with one curvature history per job, so jobs optimised together never influence each other.
+
+torch's L-BFGS keeps one history for all its parameters: with several jobs stacked in one target, each
+job's step would depend on the others'. Here row b of the (B, 3, H, W) target gets its own torch L-BFGS,
+fed the gradient of that row from the one batched forward and backward pass.
+"""
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class JobwiseLBFGS(torch.optim.Optimizer):
+    """torch.optim.LBFGS applied to each job (row of the single target parameter) independently.
+
+    One iteration per step (`max_iter` 1, no line search), which is what one training step means here.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1.0,
+        history_size: int = 100,
+        tolerance_grad: float = 1e-7,
+        tolerance_change: float = 1e-9,
+    ) -> None:
+        """
+        Args:
+            params: the one target parameter, shaped (jobs, 3, H, W).
+            lr: step length once curvature is known (1 is L-BFGS's natural step).
+            history_size: curvature pairs kept per job.
+            tolerance_grad: a job whose largest gradient entry is below this stops moving.
+            tolerance_change: a job whose step would change no entry by more than this stops moving.
+        """
+        defaults = {"lr": lr, "history_size": history_size, "tolerance_grad": tolerance_grad,
+                    "tolerance_change": tolerance_change}  # fmt: skip
+        super().__init__(params, defaults)
+        if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
+            raise ValueError("JobwiseLBFGS optimises exactly one parameter, the stacked target images")
+        self._jobs: list[torch.optim.LBFGS] = []
+        self._pending_job_states: list[dict[str, Any]] | None = None
+
+    @property
+    def target(self) -> Tensor:
+        return self.param_groups[0]["params"][0]
+
+    def _job_optimizers(self) -> list[torch.optim.LBFGS]:
+        # Built at the first step: the target gets its shape (and its storage) only in the module's setup.
+        if not self._jobs or self._jobs[0].param_groups[0]["params"][0].data_ptr() != self.target.data[0].data_ptr():
+            settings = {key: value for key, value in self.param_groups[0].items() if key != "params"}
+            rows = [self.target.data[job] for job in range(self.target.shape[0])]
+            self._jobs = [torch.optim.LBFGS([row], max_iter=1, **settings) for row in rows]
+            if self._pending_job_states is not None:
+                for optimizer, state in zip(self._jobs, self._pending_job_states, strict=True):
+                    optimizer.load_state_dict(state)
+                self._pending_job_states = None
+        for optimizer in self._jobs:
+            optimizer.param_groups[0]["lr"] = self.param_groups[0]["lr"]  # follow any lr scheduler
+        return self._jobs
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor]) -> Tensor:  # type: ignore[override]
+        """One batched forward/backward through `closure`, then one L-BFGS iteration per job."""
+        with torch.enable_grad():
+            loss = closure()
+        gradient = self.target.grad
+        for job, optimizer in enumerate(self._job_optimizers()):
+            (row,) = optimizer.param_groups[0]["params"]
+            row.grad = gradient[job]
+            # With max_iter 1 and no line search, L-BFGS evaluates its closure once, before its update.
+            optimizer.step(lambda: loss)
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["jobs"] = [optimizer.state_dict() for optimizer in self._jobs] or self._pending_job_states
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        job_states = state_dict.pop("jobs", None)
+        super().load_state_dict(state_dict)
+        self._jobs = []
+        self._pending_job_states = job_states
