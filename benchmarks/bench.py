@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,6 @@ def measure_one(size: int, precision: str, compile_backbone: bool) -> dict:
     from lit_nst.cli import cli_main
 
     timer = StepTimer()
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     with tempfile.TemporaryDirectory() as folder:
         cli = cli_main(
             ["--data.content", str(ASSETS / "astronaut.jpg"), "--data.style", str(ASSETS / "starry_night.jpg"),
@@ -54,6 +52,8 @@ def measure_one(size: int, precision: str, compile_backbone: bool) -> dict:
             run=False,
         )  # fmt: skip
         weights = sum(b.numel() * b.element_size() for b in cli.model.objective.backbone.buffers())
+        # Baseline once the model exists; the peak of loading the weight file is not the run's.
+        rss_before = reset_peak_rss()
         cli.trainer.callbacks.append(timer)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
@@ -62,13 +62,26 @@ def measure_one(size: int, precision: str, compile_backbone: bool) -> dict:
         peak = torch.cuda.max_memory_allocated()
     else:
         # The weights were resident before the baseline was taken; everything else came with the run.
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before + weights
+        peak = proc_status_bytes("VmHWM") - rss_before + weights
     timed = timer.ends[WARMUP - 1 :]
     return {
         "seconds_per_step": (timed[-1] - timed[0]) / (len(timed) - 1),
         "peak_bytes": peak,
         "estimate_bytes": cli.model.memory_estimate,
     }
+
+
+def proc_status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def reset_peak_rss() -> int:
+    """Start the process's peak-RSS count afresh (Linux: clear_refs 5) and return the current RSS."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return proc_status_bytes("VmRSS")
 
 
 def run_child(size: int, precision: str, compile_backbone: bool) -> dict:

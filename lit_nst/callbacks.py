@@ -4,6 +4,9 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from rich.console import Console
+from rich.table import Table
 
 from lit_nst.checkpointing import INTERRUPTIONS
 from lit_nst.errors import UsageError
@@ -57,6 +60,7 @@ class ImageOutput(Callback):
         if self.every_n_steps and step % self.every_n_steps == 0 and trainer.is_global_zero:
             for path, image in zip(self.paths, pl_module.result(), strict=True):
                 save_image(image, path.with_name(f"{path.stem}_step{step:05d}{path.suffix}"))
+                log_snapshot(trainer, path.stem, image, step)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # on_fit_end, not on_train_end: a resume of a finished run skips training but still rewrites the image.
@@ -76,3 +80,40 @@ class ImageOutput(Callback):
             if self.panel:
                 pictures = [("content", job.content), ("style", job.style), ("result", image)]
                 save_image(labelled_panel(pictures, image.shape[-2]), path.with_name(f"{path.stem}_panel.png"))
+
+
+def log_snapshot(trainer: L.Trainer, name: str, image, step: int) -> None:
+    """Show the forming picture where the metrics are: TensorBoard's image tab, or files beside the CSV."""
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(f"snapshot/{name}", image.clamp(0, 1), step)
+        elif logger.log_dir is not None:
+            save_image(image, Path(logger.log_dir) / "images" / f"{name}_step{step:05d}.png")
+
+
+class MetricsTable(Callback):
+    """Prints the result's quality at the end of a run: structure kept, style reached, smoothness."""
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # At teardown, after the progress bar has drawn its last line.
+        if stage != "fit" or not trainer.is_global_zero or not pl_module.quality:
+            return
+        jobs = trainer.datamodule.jobs
+        table = Table(
+            title=f"Result after step {trainer.global_step}",
+            caption="SSIM and PSNR against the content photo; style loss on the style layers; total variation",
+            title_justify="left",
+            caption_justify="left",
+        )
+        table.add_column("job", no_wrap=True)
+        for column in ("SSIM", "PSNR (dB)", "style loss", "TV"):
+            table.add_column(column, justify="right")
+        for row in pl_module.quality:
+            table.add_row(
+                jobs[row["job"]].name,
+                f"{row['ssim']:.3f}",
+                f"{row['psnr']:.2f}",
+                f"{row['style']:,.1f}",
+                f"{row['tv']:.4f}",
+            )
+        Console(stderr=False).print(table)

@@ -12,7 +12,7 @@ from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lit_nst.callbacks import ImageOutput
+from lit_nst.callbacks import ImageOutput, MetricsTable
 from lit_nst.checkpointing import AtomicCheckpointIO, GracefulInterrupt, RunCheckpoint
 from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
@@ -34,6 +34,7 @@ class StyleTransferCLI(LightningCLI):
         # The rich bar is our default, but only where the user has not turned progress bars off.
         if config.get("enable_progress_bar") is not False:
             callbacks.append(StepProgressBar())
+        callbacks.append(MetricsTable())  # after the bar, so the table comes after its last line
         if not config.get("plugins"):
             config["plugins"] = [AtomicCheckpointIO()]
         return super()._instantiate_trainer(config, callbacks)

@@ -106,9 +106,15 @@ class StyleImages(L.LightningDataModule):
                 "data.style_scale": self.style_scale}  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        steps = trainer.max_steps if trainer is not None and trainer.max_steps > 0 else 1
-        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        steps = self.trainer.max_steps if self.trainer is not None and self.trainer.max_steps > 0 else 1
+        return DataLoader(RepeatedJobs(self._rank_job_ids(), steps), batch_size=None, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        """One batch of this rank's jobs: validation measures the current images."""
+        return DataLoader(RepeatedJobs(self._rank_job_ids(), 1), batch_size=None, shuffle=False)
+
+    def _rank_job_ids(self) -> torch.Tensor:
         # Each job on exactly one rank: no sampler padding duplicates a job, none is dropped.
-        job_ids = torch.arange(len(self.jobs))[rank::world_size]
-        return DataLoader(RepeatedJobs(job_ids, steps), batch_size=None, shuffle=False)
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        return torch.arange(len(self.jobs))[rank::world_size]

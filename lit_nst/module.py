@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from lit_nst.backbone import Arch, Pooling, VGGFeatures
 from lit_nst.errors import DivergedError, UsageError
 from lit_nst.memory import check_fits, estimate_run_bytes, free_bytes
+from lit_nst.metrics import quality_metrics
 from lit_nst.objective import LossTerms, StyleObjective
 from lit_nst.optim import JobwiseLBFGS
 from lit_nst.preprocessing import Preprocess, PreprocessingName
@@ -43,7 +44,7 @@ class StyleTransfer(L.LightningModule):
         content_layer_weights: Sequence[float] | None = None,
         style_layer_weights: Sequence[float] | None = None,
         content_weight: float = 1.0,
-        style_weight: float = 5.0,
+        style_weight: float = 50.0,
         tv_weight: float = 0.0,
         init: Init = "content",
         compile: bool = False,
@@ -86,6 +87,7 @@ class StyleTransfer(L.LightningModule):
         self.target = nn.Parameter(torch.empty(0))
         self.clamp_every_step = True
         self.optimizer_loss_scale = 1.0
+        self.quality: list[dict] = []  # the last validation's metrics, one row per job of this rank
 
     def forward(self, image: Tensor, job_ids: Tensor | None = None) -> LossTerms:
         return self.objective(image, job_ids)
@@ -116,6 +118,15 @@ class StyleTransfer(L.LightningModule):
         )
         # DDP averages gradients over ranks; a job lives on one rank, so undo the division by world size.
         return total * (self.optimizer_loss_scale * self.trainer.world_size)
+
+    def validation_step(self, job_ids: Tensor, batch_idx: int) -> None:
+        """Quality of the current images: SSIM/PSNR against the content, style loss, total variation."""
+        contents = self.objective.content_images(job_ids)
+        rows = quality_metrics(self.objective, self.result()[job_ids], contents, job_ids)
+        self.quality = rows
+        for key in ("ssim", "psnr", "style", "tv"):
+            values = torch.tensor([row[key] for row in rows], device=self.device)
+            self.log(f"metrics/{key}", values.mean(), sync_dist=self.trainer.world_size > 1)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """L-BFGS (one history per job, one iteration per step), unless the CLI's `--optimizer` says otherwise."""
@@ -154,8 +165,10 @@ class StyleTransfer(L.LightningModule):
         """Peak bytes of a step of this run on its device (see lit_nst.memory)."""
         jobs, _, height, width = self.target.shape
         if isinstance(optimizer, torch.optim.LBFGS | JobwiseLBFGS):
-            # two history vectors per pair, plus direction, previous gradient and flat gradient
-            vectors = 2 * optimizer.defaults["history_size"] + 3
+            # two vectors per curvature pair (one pair per step, up to history_size), plus direction,
+            # previous gradient and flat gradient
+            steps = self.trainer.max_steps if self.trainer.max_steps > 0 else optimizer.defaults["history_size"]
+            vectors = 2 * min(optimizer.defaults["history_size"], steps) + 3
         else:
             vectors = 2  # Adam's moments; an overestimate for SGD
         half = self.trainer.precision in ("bf16-mixed", "16-mixed", "bf16-true", "16-true")

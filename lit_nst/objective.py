@@ -48,6 +48,7 @@ class StyleObjective(nn.Module):
     @torch.no_grad()
     def set_targets(self, contents: Tensor, styles: list[Tensor]) -> None:
         """Compute the content features and style Grams once; `styles[i]` is job i's (3, h, w) style image."""
+        self.register_buffer("contents", contents.clone(), persistent=False)
         # Every image through the network alone, as in `forward`, so a job's targets do not depend on the batch.
         per_content = [self.features(content.unsqueeze(0)) for content in contents]
         for name in self.content_layers:
@@ -57,6 +58,9 @@ class StyleObjective(nn.Module):
         for name in self.style_layers:
             grams = torch.cat([gram(features[name]) for features in per_style])  # (B, C, C)
             self.register_buffer(f"style_target_{name}", grams, persistent=False)
+
+    def content_images(self, job_ids: Tensor) -> Tensor:
+        return self.contents[job_ids]
 
     def content_targets(self, job_ids: Tensor | None = None) -> dict[str, Tensor]:
         return {name: _select(getattr(self, f"content_target_{name}"), job_ids) for name in self.content_layers}

@@ -69,3 +69,36 @@ def test_every_shipped_config_runs_at_toy_size(tmp_path, config):
     assert cli.trainer.global_step == 2
     assert (tmp_path / "out.png").is_file()
     assert torch.isfinite(cli.model.target).all()
+
+
+def test_a_run_ends_with_a_metrics_table_and_logs_metrics_and_snapshots(tmp_path):
+    result = run_lit_nst(
+        "fit", "--data.content", require_shared(CONTENT / "tubingen.jpg"),
+        "--data.style", require_shared(STYLE / "starry_night.jpg"), "--data.size", "48", "--trainer.max_steps", "6",
+        "--trainer.val_check_interval", "3", "--output.every_n_steps", "3",
+        "--trainer.default_root_dir", tmp_path, "--output.path", tmp_path / "out.png",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (
+        "Result after step 6" in result.stdout and "SSIM" in result.stdout and "tubingen__starry_night" in result.stdout
+    )
+    (path,) = tmp_path.rglob("metrics.csv")
+    with path.open() as stream:
+        rows = [row for row in csv.DictReader(stream) if row.get("metrics/ssim")]
+    assert len(rows) == 2  # steps 3 and 6
+    ssim = [float(row["metrics/ssim"]) for row in rows]
+    assert all(0 < value < 1 for value in ssim) and ssim[1] < ssim[0]  # stylising moves away from the photo
+    images = sorted(p.name for p in path.parent.glob("images/*.png"))
+    assert images == ["out_step00003.png", "out_step00006.png"]
+
+
+def test_panel_shows_content_style_and_result_side_by_side(tmp_path):
+    fit(
+        tmp_path, "--data.content", require_shared(CONTENT / "tubingen.jpg"),
+        "--data.style", require_shared(STYLE / "starry_night.jpg"), "--data.size", "48", "--trainer.max_steps", "2",
+        "--output.path", tmp_path / "out.png", "--output.panel", "true",
+    )  # fmt: skip
+    panel = load_image(tmp_path / "out_panel.png", "panel")
+    result = load_image(tmp_path / "out.png", "result")
+    assert panel.height > result.height  # the label strip
+    assert panel.width > 2 * result.width

@@ -1,0 +1,24 @@
+"""How good a result is, in numbers: structure kept from the content, style reached, smoothness."""
+
+from torch import Tensor
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from lit_nst.objective import StyleObjective
+
+
+def quality_metrics(objective: StyleObjective, results: Tensor, contents: Tensor, job_ids: Tensor) -> list[dict]:
+    """One row per job: SSIM and PSNR against the content, the unweighted style loss, total variation."""
+    terms = objective(results, job_ids)
+    rows = []
+    for row, job in enumerate(job_ids.tolist()):
+        result, content = results[row : row + 1].float(), contents[row : row + 1].float()
+        rows.append(
+            {
+                "job": job,
+                "ssim": structural_similarity_index_measure(result, content, data_range=1.0).item(),
+                "psnr": peak_signal_noise_ratio(result, content, data_range=1.0).item(),
+                "style": terms.style[row].item(),
+                "tv": terms.tv[row].item(),
+            }
+        )
+    return rows

@@ -1,0 +1,48 @@
+"""Every `lit-nst` command in the README runs as written, at a tiny size (a new user's first try)."""
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from .helpers import REPO, run_lit_nst
+
+
+def readme_commands() -> list[str]:
+    """The `.venv/bin/lit-nst ...` commands of the README's bash blocks, continuation lines joined."""
+    commands, in_bash, pending = [], False, ""
+    for line in (REPO / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            in_bash = line.strip() == "```bash"
+            continue
+        if not in_bash:
+            continue
+        code = line.split("  #", 1)[0].rstrip()  # the README's comments follow two or more spaces
+        if code.endswith("\\"):
+            pending += code[:-1] + " "
+            continue
+        text, pending = (pending + code).strip(), ""
+        if text.startswith(".venv/bin/lit-nst "):
+            commands.append(text)
+    return commands
+
+
+COMMANDS = readme_commands()
+TINY = ["--data.size", "32", "--trainer.max_steps", "2", "--trainer.enable_progress_bar", "false"]
+
+
+def test_the_readme_has_commands_to_try():
+    assert len(COMMANDS) >= 4
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[f"readme-{i}" for i in range(len(COMMANDS))])
+def test_readme_command_runs_as_written(tmp_path, command):
+    args = shlex.split(command)[1:]
+    if "--trainer.devices" in args:
+        args += ["--trainer.accelerator", "cpu"]  # CI has no GPU; the same processes run on the CPU
+    # Relative paths (assets/, configs/) as a user in the checkout would have them.
+    for link in ("assets", "configs"):
+        (tmp_path / link).symlink_to(REPO / link)
+    result = run_lit_nst(*args, *TINY, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
+    assert list(Path(tmp_path).rglob("*.png")), "the command wrote no image"
