@@ -88,7 +88,8 @@ def run_child(size: int, precision: str, compile_backbone: bool) -> dict:
     command = [sys.executable, __file__, "--child", str(size), precision, str(compile_backbone)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if result.returncode != 0:
-        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
+        errors = [line for line in result.stderr.splitlines() if "Error" in line]
+        return {"error": "failed: " + (errors[-1].strip()[:100] if errors else "see stderr")}
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

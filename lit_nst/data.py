@@ -17,20 +17,33 @@ from lit_nst.images import image_to_tensor, load_image, resize_longer_side
 
 @dataclass
 class StyleJob:
-    """One stylisation: a content image painted in a style. Tensors are (3, H, W) RGB in [0, 1]."""
+    """One stylisation: a content image painted in a style, or in a blend of styles.
+
+    Tensors are (3, H, W) RGB in [0, 1]; `blend` holds each style's weight in the target Grams (sum 1).
+    """
 
     content_path: Path
-    style_path: Path
+    style_paths: list[Path]
     content: Tensor
-    style: Tensor
+    styles: list[Tensor]
+    blend: list[float]
+
+    @property
+    def style(self) -> Tensor:
+        """The (main) style image, for pictures of the job."""
+        return self.styles[max(range(len(self.blend)), key=self.blend.__getitem__)]
 
     @property
     def name(self) -> str:
-        return f"{self.content_path.stem}__{self.style_path.stem}"
+        return f"{self.content_path.stem}__{'+'.join(path.stem for path in self.style_paths)}"
 
-    def identity(self) -> dict[str, str]:
+    def identity(self) -> dict[str, object]:
         """The files' contents, not their names: a resume must paint the same pictures."""
-        return {"content": file_sha256(self.content_path), "style": file_sha256(self.style_path)}
+        return {
+            "content": file_sha256(self.content_path),
+            "styles": [file_sha256(path) for path in self.style_paths],
+            "blend": self.blend,
+        }
 
 
 def file_sha256(path: Path) -> str:
@@ -61,6 +74,7 @@ class StyleImages(L.LightningDataModule):
         size: int = 512,
         style_scale: float = 1.0,
         pairs: Literal["product", "zip"] = "product",
+        style_blend: list[float] | None = None,
     ) -> None:
         """
         Args:
@@ -69,6 +83,9 @@ class StyleImages(L.LightningDataModule):
             size: longer side of the content images, in pixels (the output size).
             style_scale: the style image's longer side is `size × style_scale`; larger gives coarser strokes.
             pairs: with several contents and styles, `product` makes every pair, `zip` pairs them in order.
+            style_blend: weights of the styles when they are to be blended into one style (the weights are
+                normalised); each content then makes one job painted in the blend. Unset: each style is its
+                own job (see `pairs`).
         """
         super().__init__()
         if size <= 0:
@@ -79,7 +96,7 @@ class StyleImages(L.LightningDataModule):
         styles = [style] if isinstance(style, str) else list(style)
         if not contents or not styles:
             raise UsageError("give at least one --data.content and one --data.style image")
-        if pairs == "zip" and len(contents) != len(styles):
+        if pairs == "zip" and len(contents) != len(styles) and style_blend is None:
             raise UsageError(
                 f"--data.pairs zip needs as many contents as styles, got {len(contents)} and {len(styles)}"
             )
@@ -87,8 +104,17 @@ class StyleImages(L.LightningDataModule):
         self.style_scale = style_scale
         content_images = {path: self._load(path, "content", size) for path in contents}
         style_images = {path: self._load(path, "style", round(size * style_scale)) for path in styles}
-        pairing = itertools.product(contents, styles) if pairs == "product" else zip(contents, styles, strict=True)
-        self.jobs = [StyleJob(Path(c), Path(s), content_images[c], style_images[s]) for c, s in pairing]
+        if style_blend is not None:
+            blend = normalised_blend(style_blend, len(styles))
+            groups = [(c, styles) for c in contents]
+        else:
+            blend = [1.0]
+            pairing = itertools.product(contents, styles) if pairs == "product" else zip(contents, styles, strict=True)
+            groups = [(c, [s]) for c, s in pairing]
+        self.jobs = [
+            StyleJob(Path(c), [Path(s) for s in group], content_images[c], [style_images[s] for s in group], blend)
+            for c, group in groups
+        ]
         shapes = {tuple(job.content.shape) for job in self.jobs}
         if len(shapes) > 1:
             raise UsageError(
@@ -118,3 +144,12 @@ class StyleImages(L.LightningDataModule):
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return torch.arange(len(self.jobs))[rank::world_size]
+
+
+def normalised_blend(weights: list[float], styles: int) -> list[float]:
+    """Blend weights summing to 1, one per style."""
+    if len(weights) != styles:
+        raise UsageError(f"--data.style_blend has {len(weights)} weights for {styles} style images")
+    if any(weight < 0 for weight in weights) or sum(weights) <= 0:
+        raise UsageError(f"--data.style_blend must be non-negative with a positive sum, got {weights}")
+    return [weight / sum(weights) for weight in weights]

@@ -36,7 +36,24 @@ def estimate_run_bytes(
     image = jobs * 3 * height * width * 4
     # ReLU and conv outputs both stay alive; the backward holds about three activations of the largest layer.
     activations = jobs * kept * activation_bytes + 3 * largest * 4
+    if activation_bytes < 4:
+        # autocast keeps half-precision copies of the weights, and the losses' float32 copies of the used layers
+        weights += weights // 2
+        activations += jobs * tapped_elements(backbone, height, width) * 4
     return weights + activations + image * (2 + optimizer_vectors)
+
+
+def tapped_elements(backbone: VGGFeatures, height: int, width: int) -> int:
+    """Elements of the layers the losses read, for one image."""
+    total, channels = 0, 3
+    for index, layer in enumerate(backbone.features):
+        if isinstance(layer, nn.Conv2d):
+            channels = layer.out_channels
+        elif isinstance(layer, nn.MaxPool2d | nn.AvgPool2d):
+            height, width = height // 2, width // 2
+        if index in backbone.taps:
+            total += channels * height * width
+    return total
 
 
 def free_bytes(device: torch.device) -> int:

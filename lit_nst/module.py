@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_nst.backbone import Arch, Pooling, VGGFeatures
+from lit_nst.color import luminance_as_rgb, match_color, match_luminance, with_chroma
 from lit_nst.errors import DivergedError, UsageError
 from lit_nst.memory import check_fits, estimate_run_bytes, free_bytes
 from lit_nst.metrics import quality_metrics
@@ -17,6 +18,7 @@ from lit_nst.preprocessing import Preprocess, PreprocessingName
 from lit_nst.weights import weight_source
 
 Init = Literal["content", "noise", "white"]
+Color = Literal["none", "luminance", "match"]
 
 DEFAULT_CONTENT_LAYERS = ("relu3_2", "relu4_2")
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -48,6 +50,7 @@ class StyleTransfer(L.LightningModule):
         tv_weight: float = 0.0,
         init: Init = "content",
         compile: bool = False,
+        color: Color = "none",
     ) -> None:
         """
         Args:
@@ -66,6 +69,8 @@ class StyleTransfer(L.LightningModule):
             tv_weight: weight of the total-variation smoothness term.
             init: starting image: the content photo, Gaussian noise around grey 0.5, or a white canvas.
             compile: run the feature extractor through torch.compile (pays off on GPUs for long runs).
+            color: `luminance` transfers the style to the luminance only and keeps the photo's colours;
+                `match` first gives the style image the photo's colour statistics (Gatys et al. 2017).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -121,8 +126,7 @@ class StyleTransfer(L.LightningModule):
 
     def validation_step(self, job_ids: Tensor, batch_idx: int) -> None:
         """Quality of the current images: SSIM/PSNR against the content, style loss, total variation."""
-        contents = self.objective.content_images(job_ids)
-        rows = quality_metrics(self.objective, self.result()[job_ids], contents, job_ids)
+        rows = quality_metrics(self.objective, self.result()[job_ids], self.original_contents[job_ids], job_ids)
         self.quality = rows
         for key in ("ssim", "psnr", "style", "tv"):
             values = torch.tensor([row[key] for row in rows], device=self.device)
@@ -134,7 +138,9 @@ class StyleTransfer(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         jobs = self.trainer.datamodule.jobs
-        contents = torch.stack([job.content for job in jobs])
+        originals = torch.stack([job.content for job in jobs])
+        self.register_buffer("original_contents", originals, persistent=False)
+        contents = luminance_as_rgb(originals) if self.hparams.color == "luminance" else originals
         if self.target.numel() == 0:
             # Filled in place, not replaced: LightningCLI builds `--optimizer` before `setup`, holding this
             # very Parameter object.
@@ -156,8 +162,12 @@ class StyleTransfer(L.LightningModule):
         self.optimizer_loss_scale = LBFGS_LOSS_SCALE if quasi_newton else 1.0
         # Targets are computed here, after the move to the accelerator, not in `setup` on the CPU.
         jobs = self.trainer.datamodule.jobs
-        contents = torch.stack([job.content for job in jobs]).to(self.device)
-        self.objective.set_targets(contents, [job.style.to(self.device) for job in jobs])
+        styles = [[self._styled_input(style.to(self.device), job.content.to(self.device)) for style in job.styles]
+                  for job in jobs]  # fmt: skip
+        contents = self.original_contents
+        if self.hparams.color == "luminance":
+            contents = luminance_as_rgb(contents)
+        self.objective.set_targets(contents, styles, [job.blend for job in jobs])
         if self.hparams.compile and not isinstance(self.objective.backbone, torch._dynamo.eval_frame.OptimizedModule):
             self.objective.backbone = torch.compile(self.objective.backbone)
 
@@ -189,13 +199,24 @@ class StyleTransfer(L.LightningModule):
         """The model settings a resume must share with the run it continues (not max_steps, output or logging)."""
         keys = (
             *("arch", "weights", "pooling", "preprocessing", "content_layers", "style_layers"),
-            *("content_layer_weights", "style_layer_weights", "content_weight", "style_weight", "tv_weight"),
+            *("content_layer_weights", "style_layer_weights", "content_weight", "style_weight", "tv_weight", "color"),
         )
         return {f"model.{key}": _plain(self.hparams[key]) for key in keys}
 
+    def _styled_input(self, style: Tensor, content: Tensor) -> Tensor:
+        """The style image as the network sees it under `color`."""
+        if self.hparams.color == "match":
+            return match_color(style, content)
+        if self.hparams.color == "luminance":
+            return match_luminance(style, content)
+        return style
+
     def result(self) -> Tensor:
         """The images as they would be written: (B, 3, H, W) clamped to [0, 1]."""
-        return self.target.detach().clamp(0.0, 1.0)
+        image = self.target.detach()
+        if self.hparams.color == "luminance":
+            image = with_chroma(image, self.original_contents)
+        return image.clamp(0.0, 1.0)
 
 
 def normalised_layer_weights(layers: Sequence[str], weights: Sequence[float] | None, group: str) -> dict[str, float]:

@@ -46,21 +46,31 @@ class StyleObjective(nn.Module):
         return self.backbone(self.preprocess(image))
 
     @torch.no_grad()
-    def set_targets(self, contents: Tensor, styles: list[Tensor]) -> None:
-        """Compute the content features and style Grams once; `styles[i]` is job i's (3, h, w) style image."""
-        self.register_buffer("contents", contents.clone(), persistent=False)
+    def set_targets(
+        self, contents: Tensor, styles: list[Tensor | list[Tensor]], blends: list[list[float]] | None = None
+    ) -> None:
+        """Compute the content features and style Grams once.
+
+        Args:
+            contents: (B, 3, H, W) content images, one per job.
+            styles: job i's (3, h, w) style image, or its list of style images to blend.
+            blends: job i's weight of each of its styles in the target Grams (default: one style, weight 1).
+        """
         # Every image through the network alone, as in `forward`, so a job's targets do not depend on the batch.
         per_content = [self.features(content.unsqueeze(0)) for content in contents]
         for name in self.content_layers:
             features = torch.cat([job_features[name].float() for job_features in per_content])
             self.register_buffer(f"content_target_{name}", features, persistent=False)
-        per_style = [self.features(style.unsqueeze(0)) for style in styles]
+        styles = [[style] if isinstance(style, Tensor) else list(style) for style in styles]
+        blends = blends or [[1.0] * len(job_styles) for job_styles in styles]
+        grams = {name: [] for name in self.style_layers}
+        for job_styles, job_blend in zip(styles, blends, strict=True):
+            per_style = [self.features(style.unsqueeze(0)) for style in job_styles]
+            for name in self.style_layers:
+                # A blend of styles is the weighted sum of their Grams (Gatys et al. 2017).
+                grams[name].append(sum(weight * gram(f[name]) for weight, f in zip(job_blend, per_style, strict=True)))
         for name in self.style_layers:
-            grams = torch.cat([gram(features[name]) for features in per_style])  # (B, C, C)
-            self.register_buffer(f"style_target_{name}", grams, persistent=False)
-
-    def content_images(self, job_ids: Tensor) -> Tensor:
-        return self.contents[job_ids]
+            self.register_buffer(f"style_target_{name}", torch.cat(grams[name]), persistent=False)  # (B, C, C)
 
     def content_targets(self, job_ids: Tensor | None = None) -> dict[str, Tensor]:
         return {name: _select(getattr(self, f"content_target_{name}"), job_ids) for name in self.content_layers}

@@ -1,0 +1,104 @@
+"""Artist's controls, each measured by its effect (issue: coarse-to-fine, colour, several styles, regions)."""
+
+import pytest
+import torch
+
+from lit_nst.color import luminance_as_rgb, match_color, rgb_to_yiq, with_chroma
+from lit_nst.data import StyleImages
+from lit_nst.errors import UsageError
+from lit_nst.losses import gram, mean_squared_error
+
+from .helpers import CONTENT, STYLE, fit, require_shared
+
+
+def photo(name: str) -> str:
+    return str(require_shared(CONTENT / f"{name}.jpg"))
+
+
+def painting(name: str) -> str:
+    return str(require_shared(STYLE / f"{name}.jpg"))
+
+
+def population_covariance(image: torch.Tensor) -> torch.Tensor:
+    pixels = image.reshape(3, -1).double()
+    centred = pixels - pixels.mean(1, keepdim=True)
+    return centred @ centred.T / pixels.shape[1]
+
+
+def test_match_color_gives_the_style_the_contents_mean_and_covariance():
+    images = StyleImages(photo("tubingen"), painting("starry_night"), size=64)
+    content, style = images.jobs[0].content, images.jobs[0].style
+    matched = match_color(style, content)
+    assert torch.allclose(matched.reshape(3, -1).mean(1), content.reshape(3, -1).mean(1), atol=1e-4)
+    assert torch.allclose(population_covariance(matched), population_covariance(content), atol=1e-4)
+    assert not torch.allclose(population_covariance(style), population_covariance(content), atol=1e-3)
+
+
+def test_yiq_round_trip_and_luminance_keeps_chroma():
+    image, other = torch.rand(3, 9, 7), torch.rand(3, 9, 7)
+    grey = luminance_as_rgb(image)
+    assert torch.allclose(grey[0], grey[1]) and torch.allclose(grey[1], grey[2])
+    mixed = with_chroma(grey, other)
+    assert torch.allclose(rgb_to_yiq(mixed)[1:], rgb_to_yiq(other)[1:], atol=1e-5)
+    assert torch.allclose(rgb_to_yiq(mixed)[:1], rgb_to_yiq(image)[:1], atol=1e-5)
+
+
+def test_luminance_mode_keeps_the_contents_chroma_while_the_luminance_is_stylised(tmp_path):
+    cli = fit(tmp_path, "--data.content", photo("tubingen"), "--data.style", painting("starry_night"),
+              "--data.size", "64", "--trainer.max_steps", "30", "--model.color", "luminance",
+              "--output.path", tmp_path / "out.png")  # fmt: skip
+    result, content = cli.model.result()[0], cli.datamodule.jobs[0].content
+    chroma_difference = (rgb_to_yiq(result)[1:] - rgb_to_yiq(content)[1:]).abs().mean().item()
+    luminance_difference = (rgb_to_yiq(result)[:1] - rgb_to_yiq(content)[:1]).abs().mean().item()
+    assert chroma_difference <= 0.01, chroma_difference
+    assert luminance_difference > 0.03, luminance_difference  # the style went somewhere: into the luminance
+
+
+def style_distance(cli, style: torch.Tensor) -> float:
+    """Style loss of the result against one style image alone, over the objective's style layers."""
+    objective = cli.model.objective
+    with torch.no_grad():
+        result, reference = objective.features(cli.model.result()), objective.features(style[None])
+        return sum(
+            mean_squared_error(gram(result[name]), gram(reference[name])).item() for name in objective.style_layers
+        )
+
+
+def test_blend_weights_move_the_result_towards_the_heavier_style(tmp_path):
+    starry, scream = painting("starry_night"), painting("the_scream")
+    distances = {}
+    for blend in ("[0.9,0.1]", "[0.1,0.9]"):
+        cli = fit(tmp_path / blend, "--data.content", photo("golden_gate"), "--data.style", f"[{starry},{scream}]",
+                  "--data.style_blend", blend, "--data.size", "64", "--trainer.max_steps", "40",
+                  "--output.dir", tmp_path / blend)  # fmt: skip
+        (job,) = cli.datamodule.jobs
+        assert job.name == "golden_gate__starry_night+the_scream"
+        distances[blend] = [style_distance(cli, style) for style in job.styles]
+    # Mostly-Starry-Night is closer to Starry Night than mostly-Scream is, and the other way round.
+    assert distances["[0.9,0.1]"][0] < distances["[0.1,0.9]"][0]
+    assert distances["[0.1,0.9]"][1] < distances["[0.9,0.1]"][1]
+
+
+def test_blend_needs_one_weight_per_style():
+    with pytest.raises(UsageError, match="2 style images"):
+        StyleImages(photo("tubingen"), [painting("starry_night"), painting("the_scream")], size=32, style_blend=[1.0])
+
+
+def autocorrelation(image: torch.Tensor, lag: int) -> float:
+    """Correlation of the image with itself shifted `lag` pixels to the side."""
+    left, right = image[..., :, :-lag].flatten(), image[..., :, lag:].flatten()
+    left, right = left - left.mean(), right - right.mean()
+    return (left @ right / (left.norm() * right.norm())).item()
+
+
+def test_a_larger_style_scale_paints_coarser_strokes(tmp_path):
+    correlations = {}
+    for scale in ("0.5", "2.0"):
+        cli = fit(tmp_path / scale, "--data.content", photo("golden_gate"), "--data.style", painting("starry_night"),
+                  "--data.size", "128", "--data.style_scale", scale, "--model.style_weight", "50",
+                  "--trainer.max_steps", "60", "--output.path", tmp_path / f"{scale}.png")  # fmt: skip
+        # What the style added to the photo: coarse strokes stay correlated over a longer distance.
+        strokes = cli.model.result() - cli.model.original_contents
+        correlations[scale] = autocorrelation(strokes, lag=8)
+    print(f"autocorrelation of the strokes at 8 px: {correlations}")
+    assert correlations["2.0"] > correlations["0.5"] + 0.03
