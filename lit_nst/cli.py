@@ -20,13 +20,19 @@ from lit_nst.module import StyleTransfer
 from lit_nst.progress import StepProgressBar
 from lit_nst.resume import check_same_job, read_checkpoint_record
 
+DEFAULT_MAX_STEPS = 500
+
 
 class StyleTransferCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ImageOutput, "output")
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.set_defaults(
-            {"trainer.max_steps": 500, "trainer.log_every_n_steps": 1, "trainer.enable_model_summary": False}
+            {
+                "trainer.max_steps": DEFAULT_MAX_STEPS,
+                "trainer.log_every_n_steps": 1,
+                "trainer.enable_model_summary": False,
+            }
         )
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
@@ -44,8 +50,15 @@ class StyleTransferCLI(LightningCLI):
         hyperparameters, where a resume of another job must be refused (see `before_fit`)."""
 
     def before_fit(self) -> None:
-        """Resolve `--ckpt_path last` to our fixed file and refuse a checkpoint of another job, before any step."""
+        """Apply a coarse-to-fine schedule's step count; resolve `--ckpt_path last` to our fixed file and refuse
+        a checkpoint of another job, before any step."""
         config = self.config_init[self.subcommand]
+        if self.datamodule.steps:
+            # A coarse-to-fine schedule says how many steps the run takes; a smaller explicit
+            # --trainer.max_steps stops it early (to be resumed later).
+            total, asked = sum(self.datamodule.steps), self.trainer.max_steps
+            if asked in (DEFAULT_MAX_STEPS, -1) or asked > total:
+                self.trainer.fit_loop.epoch_loop.max_steps = total
         ckpt_path = config.get("ckpt_path")
         if ckpt_path is None:
             return

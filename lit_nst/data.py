@@ -65,7 +65,7 @@ class RepeatedJobs(Dataset):
 
 
 class StyleImages(L.LightningDataModule):
-    """Loads the content and style images and pairs them into jobs."""
+    """Loads the content and style images, pairs them into jobs, and holds the coarse-to-fine schedule."""
 
     def __init__(
         self,
@@ -75,6 +75,8 @@ class StyleImages(L.LightningDataModule):
         style_scale: float = 1.0,
         pairs: Literal["product", "zip"] = "product",
         style_blend: list[float] | None = None,
+        scales: list[int] | None = None,
+        steps: list[int] | None = None,
     ) -> None:
         """
         Args:
@@ -86,10 +88,12 @@ class StyleImages(L.LightningDataModule):
             style_blend: weights of the styles when they are to be blended into one style (the weights are
                 normalised); each content then makes one job painted in the blend. Unset: each style is its
                 own job (see `pairs`).
+            scales: coarse to fine: increasing longer-side sizes, the last the output size (it replaces
+                `size`); each scale starts from the previous result, upsampled.
+            steps: optimisation steps at each of `scales`; their sum is the run's `max_steps`.
         """
         super().__init__()
-        if size <= 0:
-            raise UsageError(f"--data.size must be a positive number of pixels, got {size}")
+        self.scales, self.steps = validated_schedule(size, scales, steps)
         if style_scale <= 0:
             raise UsageError(f"--data.style_scale must be positive, got {style_scale}")
         contents = [content] if isinstance(content, str) else list(content)
@@ -100,27 +104,48 @@ class StyleImages(L.LightningDataModule):
             raise UsageError(
                 f"--data.pairs zip needs as many contents as styles, got {len(contents)} and {len(styles)}"
             )
-        self.size = size
+        self.size = self.scales[-1]
         self.style_scale = style_scale
-        content_images = {path: self._load(path, "content", size) for path in contents}
-        style_images = {path: self._load(path, "style", round(size * style_scale)) for path in styles}
         if style_blend is not None:
-            blend = normalised_blend(style_blend, len(styles))
-            groups = [(c, styles) for c in contents]
+            self.blend = normalised_blend(style_blend, len(styles))
+            self.groups = [(c, styles) for c in contents]
         else:
-            blend = [1.0]
+            self.blend = [1.0]
             pairing = itertools.product(contents, styles) if pairs == "product" else zip(contents, styles, strict=True)
-            groups = [(c, [s]) for c, s in pairing]
-        self.jobs = [
-            StyleJob(Path(c), [Path(s) for s in group], content_images[c], [style_images[s] for s in group], blend)
-            for c, group in groups
+            self.groups = [(c, [s]) for c, s in pairing]
+        self._jobs_by_scale = [self._jobs_at(size) for size in self.scales]
+        self.jobs = self._jobs_by_scale[-1]
+
+    def _jobs_at(self, size: int) -> list[StyleJob]:
+        contents = {c: self._load(c, "content", size) for c, _ in self.groups}
+        styles = {s: self._load(s, "style", round(size * self.style_scale)) for _, group in self.groups for s in group}
+        jobs = [
+            StyleJob(Path(c), [Path(s) for s in group], contents[c], [styles[s] for s in group], self.blend)
+            for c, group in self.groups
         ]
-        shapes = {tuple(job.content.shape) for job in self.jobs}
+        shapes = {tuple(job.content.shape) for job in jobs}
         if len(shapes) > 1:
             raise UsageError(
                 "the content images resize to different shapes "
                 f"({', '.join('x'.join(map(str, s[1:])) for s in sorted(shapes))}); run them separately"
             )
+        return jobs
+
+    def jobs_at_scale(self, scale_index: int) -> list[StyleJob]:
+        return self._jobs_by_scale[scale_index]
+
+    def scale_index(self, step: int) -> int:
+        """Which scale of the schedule step `step` (0-based) belongs to."""
+        boundary = 0
+        for index, steps in enumerate(self.steps[:-1]):
+            boundary += steps
+            if step < boundary:
+                return index
+        return len(self.scales) - 1
+
+    def scale_starts(self) -> list[int]:
+        """The step at which each scale begins."""
+        return [sum(self.steps[:index]) for index in range(len(self.scales))]
 
     @staticmethod
     def _load(path: str, role: str, size: int) -> Tensor:
@@ -129,7 +154,8 @@ class StyleImages(L.LightningDataModule):
     def identity(self) -> dict[str, object]:
         """What a checkpoint of these jobs must match to be resumed with them."""
         return {"data.jobs": [job.identity() for job in self.jobs], "data.size": self.size,
-                "data.style_scale": self.style_scale}  # fmt: skip
+                "data.style_scale": self.style_scale, "data.scales": self.scales,
+                "data.steps": self.steps if len(self.scales) > 1 else None}  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
         steps = self.trainer.max_steps if self.trainer is not None and self.trainer.max_steps > 0 else 1
@@ -144,6 +170,23 @@ class StyleImages(L.LightningDataModule):
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return torch.arange(len(self.jobs))[rank::world_size]
+
+
+def validated_schedule(size: int, scales: list[int] | None, steps: list[int] | None) -> tuple[list[int], list[int]]:
+    """(scales, steps) of the run: one scale, `size`, unless a coarse-to-fine schedule is given."""
+    if scales is None:
+        if steps is not None:
+            raise UsageError("--data.steps goes with --data.scales (one number of steps per scale)")
+        if size <= 0:
+            raise UsageError(f"--data.size must be a positive number of pixels, got {size}")
+        return [size], []
+    if steps is None or len(steps) != len(scales):
+        raise UsageError(f"--data.scales {scales} needs --data.steps with one number of steps per scale")
+    if any(scale <= 0 for scale in scales) or any(b <= a for a, b in zip(scales, scales[1:], strict=False)):
+        raise UsageError(f"--data.scales must be positive and increasing, got {scales}")
+    if any(count <= 0 for count in steps):
+        raise UsageError(f"--data.steps must be positive, got {steps}")
+    return list(scales), list(steps)
 
 
 def normalised_blend(weights: list[float], styles: int) -> list[float]:

@@ -13,7 +13,7 @@ from lit_nst.errors import DivergedError, UsageError
 from lit_nst.memory import check_fits, estimate_run_bytes, free_bytes
 from lit_nst.metrics import quality_metrics
 from lit_nst.objective import LossTerms, StyleObjective
-from lit_nst.optim import JobwiseLBFGS
+from lit_nst.optim import JobwiseLBFGS, reset_optimizer_state
 from lit_nst.preprocessing import Preprocess, PreprocessingName
 from lit_nst.weights import weight_source
 
@@ -93,6 +93,7 @@ class StyleTransfer(L.LightningModule):
         self.clamp_every_step = True
         self.optimizer_loss_scale = 1.0
         self.quality: list[dict] = []  # the last validation's metrics, one row per job of this rank
+        self.scale_index = 0  # where in the coarse-to-fine schedule the target is
 
     def forward(self, image: Tensor, job_ids: Tensor | None = None) -> LossTerms:
         return self.objective(image, job_ids)
@@ -137,14 +138,29 @@ class StyleTransfer(L.LightningModule):
         return JobwiseLBFGS([self.target], lr=1.0, history_size=100)
 
     def setup(self, stage: str) -> None:
-        jobs = self.trainer.datamodule.jobs
-        originals = torch.stack([job.content for job in jobs])
-        self.register_buffer("original_contents", originals, persistent=False)
-        contents = luminance_as_rgb(originals) if self.hparams.color == "luminance" else originals
         if self.target.numel() == 0:
+            contents = self._working_contents(self._jobs())
             # Filled in place, not replaced: LightningCLI builds `--optimizer` before `setup`, holding this
             # very Parameter object.
             self.target.data = initial_image(self.init, contents)
+
+    def _jobs(self) -> list:
+        return self.trainer.datamodule.jobs_at_scale(self.scale_index)
+
+    def _working_contents(self, jobs: list) -> Tensor:
+        """What the network is shown of the contents of `jobs`."""
+        originals = torch.stack([job.content for job in jobs])
+        return luminance_as_rgb(originals) if self.hparams.color == "luminance" else originals
+
+    def _prepare_scale(self) -> None:
+        """Content and style targets of the current scale, on the device."""
+        jobs = self._jobs()
+        originals = torch.stack([job.content for job in jobs]).to(self.device)
+        self.register_buffer("original_contents", originals, persistent=False)
+        styles = [[self._styled_input(style.to(self.device), job.content.to(self.device)) for style in job.styles]
+                  for job in jobs]  # fmt: skip
+        contents = luminance_as_rgb(originals) if self.hparams.color == "luminance" else originals
+        self.objective.set_targets(contents, styles, [job.blend for job in jobs])
 
     def on_fit_start(self) -> None:
         optimizer = self.optimizers().optimizer
@@ -155,25 +171,20 @@ class StyleTransfer(L.LightningModule):
             )
         # Before any work on the device: a run that cannot fit is refused, not killed halfway.
         self.memory_estimate = self.estimate_memory(optimizer)
-        check_fits(self.memory_estimate, free_bytes(self.device), max(self.target.shape[-2:]))
+        check_fits(self.memory_estimate, free_bytes(self.device), self.trainer.datamodule.size)
         # L-BFGS's curvature history assumes the iterate it produced; clamping it each step breaks it.
         quasi_newton = isinstance(optimizer, torch.optim.LBFGS | JobwiseLBFGS)
         self.clamp_every_step = not quasi_newton
         self.optimizer_loss_scale = LBFGS_LOSS_SCALE if quasi_newton else 1.0
         # Targets are computed here, after the move to the accelerator, not in `setup` on the CPU.
-        jobs = self.trainer.datamodule.jobs
-        styles = [[self._styled_input(style.to(self.device), job.content.to(self.device)) for style in job.styles]
-                  for job in jobs]  # fmt: skip
-        contents = self.original_contents
-        if self.hparams.color == "luminance":
-            contents = luminance_as_rgb(contents)
-        self.objective.set_targets(contents, styles, [job.blend for job in jobs])
+        self._prepare_scale()
         if self.hparams.compile and not isinstance(self.objective.backbone, torch._dynamo.eval_frame.OptimizedModule):
             self.objective.backbone = torch.compile(self.objective.backbone)
 
     def estimate_memory(self, optimizer: torch.optim.Optimizer) -> int:
         """Peak bytes of a step of this run on its device (see lit_nst.memory)."""
-        jobs, _, height, width = self.target.shape
+        # At the output size: the last scale of a coarse-to-fine schedule is the largest.
+        jobs, _, height, width = self.target.shape[0], *self.trainer.datamodule.jobs[0].content.shape
         if isinstance(optimizer, torch.optim.LBFGS | JobwiseLBFGS):
             # two vectors per curvature pair (one pair per step, up to history_size), plus direction,
             # previous gradient and flat gradient
@@ -189,8 +200,31 @@ class StyleTransfer(L.LightningModule):
             with torch.no_grad():
                 self.target.clamp_(0.0, 1.0)
 
+    def on_train_batch_start(self, batch: Tensor, batch_idx: int) -> None:
+        next_scale = self.trainer.datamodule.scale_index(self.global_step)
+        if next_scale != self.scale_index:
+            self._move_to_scale(next_scale)
+
+    def _move_to_scale(self, index: int) -> None:
+        """Coarse to fine: the result so far, upsampled, starts the next scale with a fresh optimiser."""
+        self.scale_index = index
+        size = self._jobs()[0].content.shape[-2:]
+        with torch.no_grad():
+            upsampled = torch.nn.functional.interpolate(self.target, size=size, mode="bicubic", align_corners=False)
+            self.target.data = upsampled.clamp(0.0, 1.0) if self.hparams.color != "luminance" else upsampled
+        reset_optimizer_state(self.optimizers().optimizer)
+        self._prepare_scale()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Called before the weights are loaded: give the target the shape of the scale it was saved at.
+        self.scale_index = checkpoint.get("lit_nst", {}).get("scale_index", 0)
+        saved = checkpoint["state_dict"]["target"]
+        if saved.shape != self.target.shape:
+            self.target.data = torch.zeros(saved.shape, dtype=self.target.dtype, device=self.target.device)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["lit_nst"] = {
+            "scale_index": self.scale_index,
             "identity": {**self.identity(), **self.trainer.datamodule.identity()},
             "optimizer": type(self.optimizers().optimizer).__name__,
         }

@@ -60,6 +60,11 @@ class JobwiseLBFGS(torch.optim.Optimizer):
             optimizer.param_groups[0]["lr"] = self.param_groups[0]["lr"]  # follow any lr scheduler
         return self._jobs
 
+    def reset(self) -> None:
+        """Forget every job's curvature history (the target changed shape: a new scale)."""
+        self._jobs = []
+        self._pending_job_states = None
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor]) -> Tensor:  # type: ignore[override]
         """One batched forward/backward through `closure`, then one L-BFGS iteration per job."""
@@ -84,3 +89,13 @@ class JobwiseLBFGS(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         self._jobs = []
         self._pending_job_states = job_states
+
+
+def reset_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Start the optimiser afresh on a target of a new shape; its settings stay."""
+    if isinstance(optimizer, JobwiseLBFGS):
+        optimizer.reset()
+        return
+    optimizer.state.clear()  # torch's optimisers build their state lazily, at the parameter's new shape
+    if isinstance(optimizer, torch.optim.LBFGS):
+        optimizer._numel_cache = None

@@ -6,6 +6,7 @@ import torch
 from lit_nst.color import luminance_as_rgb, match_color, rgb_to_yiq, with_chroma
 from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
+from lit_nst.images import load_image
 from lit_nst.losses import gram, mean_squared_error
 
 from .helpers import CONTENT, STYLE, fit, require_shared
@@ -102,3 +103,39 @@ def test_a_larger_style_scale_paints_coarser_strokes(tmp_path):
         correlations[scale] = autocorrelation(strokes, lag=8)
     print(f"autocorrelation of the strokes at 8 px: {correlations}")
     assert correlations["2.0"] > correlations["0.5"] + 0.03
+
+
+def test_coarse_to_fine_schedule_needs_increasing_scales_and_steps_for_each():
+    for scales, steps, message in (
+        ([64, 32], [5, 5], "increasing"),
+        ([32, 64], [5], "one number of steps per scale"),
+        ([32, 64], [5, 0], "must be positive"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            StyleImages(photo("tubingen"), painting("starry_night"), scales=scales, steps=steps)
+    with pytest.raises(UsageError, match="goes with --data.scales"):
+        StyleImages(photo("tubingen"), painting("starry_night"), steps=[5])
+
+
+def coarse_to_fine(tmp_path, *extra: str):
+    return fit(tmp_path, "--data.content", photo("tubingen"), "--data.style", painting("starry_night"),
+               "--data.scales", "[32,64]", "--data.steps", "[6,6]", "--checkpoint.every_n_steps", "2",
+               "--output.path", tmp_path / "out.png", *extra)  # fmt: skip
+
+
+def test_coarse_to_fine_ends_at_the_last_scale_after_the_scheduled_steps(tmp_path):
+    cli = coarse_to_fine(tmp_path)
+    assert cli.trainer.global_step == 12
+    assert cli.model.target.shape[-1] == 64 and cli.model.scale_index == 1
+    assert load_image(tmp_path / "out.png", "result").size == (64, 48)
+
+
+@pytest.mark.parametrize("stop", [4, 8])
+def test_a_coarse_to_fine_resume_lands_in_the_right_scale_and_equals_a_straight_run(tmp_path, stop):
+    interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
+    first = coarse_to_fine(interrupted, "--trainer.max_steps", str(stop))
+    assert first.model.scale_index == (0 if stop < 6 else 1)
+    resumed = coarse_to_fine(interrupted, "--ckpt_path", "last")
+    uninterrupted = coarse_to_fine(straight)
+    assert resumed.trainer.global_step == uninterrupted.trainer.global_step == 12
+    assert torch.equal(resumed.model.target, uninterrupted.model.target)
