@@ -114,12 +114,13 @@ def table(device: str, sizes: list[int], compile_sizes: list[int]) -> list[str]:
         for precision in ("32-true", "bf16-mixed"):
             for compile_backbone in (False, True) if size in compile_sizes else (False,):
                 result = run_child(size, precision, compile_backbone)
+                on_off = "on" if compile_backbone else "off"
                 if "error" in result:
-                    rows.append(f"| {device} | {size} | {precision} | {compile_backbone} | {result['error']} | | | |")
+                    rows.append(f"| {device} | {size} | {precision} | {on_off} | {result['error']} | | | |")
                 else:
                     peak, estimate = result["peak_bytes"], result["estimate_bytes"]
                     rows.append(
-                        f"| {device} | {size} | {precision} | {'on' if compile_backbone else 'off'} | "
+                        f"| {device} | {size} | {precision} | {on_off} | "
                         f"{result['seconds_per_step']:.4f} | {peak / 2**20:.0f} MiB | {estimate / 2**20:.0f} MiB | "
                         f"{estimate / peak:.2f} |"
                     )
@@ -158,14 +159,17 @@ def main() -> None:
     lines += ["Per-step overhead of `lit-nst fit` against a plain PyTorch loop on the same objective (L-BFGS):", ""]
     lines += overhead_rows()
     if args.write:
-        section = "\n".join(lines)
-        title = "GPU" if torch.cuda.is_available() else "CPU"
-        path = REPO / "BENCHMARKS.md"
-        existing = path.read_text() if path.exists() else "# Benchmarks\n\nWritten by `make bench`.\n"
-        marker = f"\n## {title}\n"
-        head = existing.split(marker)[0].rstrip() + "\n"
-        path.write_text(f"{head}{marker}\n{section}\n")
-        print(f"wrote {path}")
+        write_section(REPO / "BENCHMARKS.md", "GPU" if torch.cuda.is_available() else "CPU", "\n".join(lines))
+
+
+def write_section(path: Path, title: str, body: str) -> None:
+    """Replace (or add) the `## title` section of BENCHMARKS.md, keeping the other sections."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n\nWritten by `make bench`.\n"
+    sections = text.split("\n## ")
+    kept = [section for section in sections[1:] if not section.startswith(f"{title}\n")]
+    parts = [sections[0].rstrip() + "\n", *(f"## {section.rstrip()}\n" for section in kept), f"## {title}\n\n{body}\n"]
+    path.write_text("\n".join(parts))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

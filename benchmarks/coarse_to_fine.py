@@ -1,6 +1,6 @@
 """Coarse-to-fine against single-scale L-BFGS: objective reached at the output size, and time taken.
 
-    python benchmarks/coarse_to_fine.py [--size 192] [--single 100] [--schedule 96:60,192:40]
+    python benchmarks/coarse_to_fine.py [--size 192] [--single 100] [--schedules 96:60,192:30 96:80,192:30]
 
 Both runs use configs/gatys.yaml's objective; the objective of each final image is evaluated at the
 output size with the same targets.
@@ -34,22 +34,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=192)
     parser.add_argument("--single", type=int, default=100)
-    parser.add_argument("--schedule", default="96:60,192:40")
+    parser.add_argument("--schedules", nargs="+", default=["96:60,192:30", "96:80,192:30", "96:60,192:40"])
     args = parser.parse_args()
-    scales = [int(part.split(":")[0]) for part in args.schedule.split(",")]
-    steps = [int(part.split(":")[1]) for part in args.schedule.split(",")]
     single_time, single_image, single = run(["--data.size", str(args.size), "--trainer.max_steps", str(args.single)])
-    schedule_time, schedule_image, _ = run(["--data.scales", str(scales), "--data.steps", str(steps)])
-    with torch.no_grad():  # both judged by the single-scale run's objective at the output size
-        objective = single.model.objective
+    objective = single.model.objective  # every result judged by the same objective at the output size
+    with torch.no_grad():
         single_total = objective(single_image).total.item()
-        schedule_total = objective(schedule_image).total.item()
-    print(f"| run | steps | seconds | objective at {args.size} px |")
-    print("| --- | --- | ---: | ---: |")
-    print(f"| single scale {args.size} | {args.single} | {single_time:.1f} | {single_total:,.0f} |")
-    schedule = f"{' → '.join(map(str, scales))} | {' + '.join(map(str, steps))}"
-    print(f"| {schedule} | {schedule_time:.1f} | {schedule_total:,.0f} |")
-    print(f"time ratio {schedule_time / single_time:.2f}, objective ratio {schedule_total / single_total:.3f}")
+    rows = [f"| single scale {args.size} | {args.single} | {single_time:.1f} | {single_total:,.0f} | 1.00 | 1.000 |"]
+    for schedule in args.schedules:
+        scales = [int(part.split(":")[0]) for part in schedule.split(",")]
+        steps = [int(part.split(":")[1]) for part in schedule.split(",")]
+        seconds, image, _ = run(["--data.scales", str(scales), "--data.steps", str(steps)])
+        with torch.no_grad():
+            total = objective(image).total.item()
+        rows.append(
+            f"| {' → '.join(map(str, scales))} | {' + '.join(map(str, steps))} | {seconds:.1f} | {total:,.0f} | "
+            f"{seconds / single_time:.2f} | {total / single_total:.3f} |"
+        )
+    print(f"| run | steps | seconds | objective at {args.size} px | time ratio | objective ratio |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

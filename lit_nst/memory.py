@@ -37,8 +37,8 @@ def estimate_run_bytes(
     # ReLU and conv outputs both stay alive; the backward holds about three activations of the largest layer.
     activations = jobs * kept * activation_bytes + 3 * largest * 4
     if activation_bytes < 4:
-        # autocast keeps half-precision copies of the weights, and the losses' float32 copies of the used layers
-        weights += weights // 2
+        # the losses' float32 copies of the layers they read (autocast's half weight copies were not
+        # measurable at the peak, which is in the backward pass)
         activations += jobs * tapped_elements(backbone, height, width) * 4
     return weights + activations + image * (2 + optimizer_vectors)
 

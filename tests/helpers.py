@@ -47,6 +47,16 @@ def run_lit_nst(*args: str, cwd: Path | None = None, timeout: float = 300) -> su
     )
 
 
+def photo(name: str) -> str:
+    """A test photograph from ../shared, by stem."""
+    return str(require_shared(CONTENT / f"{name}.jpg"))
+
+
+def painting(name: str) -> str:
+    """A public-domain painting from ../shared, by stem."""
+    return str(require_shared(STYLE / f"{name}.jpg"))
+
+
 def require_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is missing: these tests need the project's ../shared folder")

@@ -9,15 +9,7 @@ from lit_nst.errors import UsageError
 from lit_nst.images import load_image
 from lit_nst.losses import gram, mean_squared_error
 
-from .helpers import CONTENT, STYLE, fit, require_shared
-
-
-def photo(name: str) -> str:
-    return str(require_shared(CONTENT / f"{name}.jpg"))
-
-
-def painting(name: str) -> str:
-    return str(require_shared(STYLE / f"{name}.jpg"))
+from .helpers import fit, painting, photo
 
 
 def population_covariance(image: torch.Tensor) -> torch.Tensor:

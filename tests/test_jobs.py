@@ -7,20 +7,12 @@ from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
 from lit_nst.images import image_to_tensor, load_image
 
-from .helpers import CONTENT, STYLE, fit, require_shared, run_lit_nst
+from .helpers import fit, painting, photo, run_lit_nst
 
 OPTIMIZERS = {
     "JobwiseLBFGS": ["--optimizer", "lit_nst.optim.JobwiseLBFGS"],
     "Adam": ["--optimizer", "Adam", "--optimizer.lr", "0.02"],
 }
-
-
-def photo(name: str) -> str:
-    return str(require_shared(CONTENT / f"{name}.jpg"))
-
-
-def painting(name: str) -> str:
-    return str(require_shared(STYLE / f"{name}.jpg"))
 
 
 def listed(*paths: str) -> str:
