@@ -39,18 +39,27 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 class RunCheckpoint(ModelCheckpoint):
     """`last.ckpt` under `<default_root_dir>/checkpoints`, every N steps, at the end of every run, and on interrupt."""
 
-    def __init__(self, every_n_steps: int = 100, dirpath: str | None = None) -> None:
+    def __init__(self, every_n_steps: int = 100, keep: int = 0, dirpath: str | None = None) -> None:
         """
         Args:
             every_n_steps: write the checkpoint every this many steps (and always at the end of a run).
+            keep: also keep this many of the latest periodic checkpoints as `step-NNNNNN.ckpt` (-1: all).
+                Off by default: an L-BFGS checkpoint carries its whole history, hundreds of MB at 512 px.
             dirpath: where checkpoints go; by default `checkpoints/` in `--trainer.default_root_dir`.
         """
         if every_n_steps <= 0:
             raise UsageError(f"--checkpoint.every_n_steps must be positive, got {every_n_steps}")
+        if keep < -1:
+            raise UsageError(f"--checkpoint.keep must be -1 (all), 0 or a positive count, got {keep}")
         super().__init__(
             dirpath=dirpath,
+            filename="step-{step:06d}",
+            auto_insert_metric_name=False,
+            # The newest steps win: ranked by the step itself.
+            monitor="step" if keep else None,
+            mode="max",
             every_n_train_steps=every_n_steps,
-            save_top_k=0,
+            save_top_k=keep,
             save_last=True,
             enable_version_counter=False,
         )

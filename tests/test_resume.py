@@ -197,3 +197,13 @@ def test_save_config_does_not_refuse_a_resume(tmp_path):
             tmp_path, *job(), "--trainer.max_steps", steps, "--output.path", tmp_path / "o.png", "--ckpt_path", "last"
         )
     assert cli.trainer.global_step == 3
+
+
+def test_keep_holds_the_latest_periodic_checkpoints_beside_last(tmp_path):
+    settings = ["--checkpoint.every_n_steps", "3", "--checkpoint.keep", "2", "--output.path", tmp_path / "o.png"]
+    fit(tmp_path, *job(), "--trainer.max_steps", "10", *settings)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["last.ckpt", "step-000006.ckpt", "step-000009.ckpt"]
+    resumed = fit(tmp_path, *job(), "--trainer.max_steps", "13", *settings, "--ckpt_path", "last")
+    assert resumed.trainer.global_step == 13
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir())[-1] == "step-000012.ckpt"
