@@ -80,20 +80,22 @@ class StyleObjective(nn.Module):
 
     def forward(self, image: Tensor, job_ids: Tensor | None = None) -> LossTerms:
         """Loss terms of `image` (B, 3, H, W), row b being job `job_ids[b]` (all jobs in order if None)."""
-        if job_ids is None:
-            job_ids = torch.arange(image.shape[0], device=image.device)
+        jobs = range(image.shape[0]) if job_ids is None else job_ids.tolist()  # one host sync per step
         # One job at a time through the network: a batch changes the convolutions' float rounding, which
         # L-BFGS amplified to 4/255 between a job run alone and in a batch after 15 steps.
-        per_job = [self._job_terms(image[row : row + 1], job_ids[row : row + 1]) for row in range(image.shape[0])]
+        per_job = [self._job_terms(image[row : row + 1], job) for row, job in enumerate(jobs)]
         if not per_job:  # a DDP rank with no job still takes part in the gradient exchange
             zero = image.sum() * 0.0
             return LossTerms(zero[None][:0], zero[None][:0], zero[None][:0], zero[None][:0] + zero)
         return LossTerms(*(torch.cat(terms) for terms in zip(*per_job, strict=True)))
 
-    def _job_terms(self, image: Tensor, job_ids: Tensor) -> LossTerms:
+    def _job_terms(self, image: Tensor, job: int) -> LossTerms:
         features = self.features(image)
-        content = content_loss(features, self.content_targets(job_ids), self.content_layers)
-        style = style_loss(features, self.style_targets(job_ids), self.style_layers)
+        # Slices, not index lookups: views of the stored targets, no per-step copy of the feature maps.
+        content_targets = {name: getattr(self, f"content_target_{name}")[job : job + 1] for name in self.content_layers}
+        style_targets = {name: getattr(self, f"style_target_{name}")[job : job + 1] for name in self.style_layers}
+        content = content_loss(features, content_targets, self.content_layers)
+        style = style_loss(features, style_targets, self.style_layers)
         tv = total_variation(image)
         total = self.content_weight * content + self.style_weight * style + self.tv_weight * tv
         return LossTerms(content, style, tv, total)
