@@ -155,12 +155,11 @@ class StyleTransfer(L.LightningModule):
     def _prepare_scale(self) -> None:
         """Content and style targets of the current scale, on the device."""
         jobs = self._jobs()
-        originals = torch.stack([job.content for job in jobs]).to(self.device)
-        self.register_buffer("original_contents", originals, persistent=False)
+        self.register_buffer("original_contents", torch.stack([job.content for job in jobs]).to(self.device),
+                             persistent=False)  # fmt: skip
         styles = [[self._styled_input(style.to(self.device), job.content.to(self.device)) for style in job.styles]
                   for job in jobs]  # fmt: skip
-        contents = luminance_as_rgb(originals) if self.hparams.color == "luminance" else originals
-        self.objective.set_targets(contents, styles, [job.blend for job in jobs])
+        self.objective.set_targets(self._working_contents(jobs).to(self.device), styles, [job.blend for job in jobs])
 
     def on_fit_start(self) -> None:
         optimizer = self.optimizers().optimizer

@@ -72,11 +72,13 @@ class StyleObjective(nn.Module):
         for name in self.style_layers:
             self.register_buffer(f"style_target_{name}", torch.cat(grams[name]), persistent=False)  # (B, C, C)
 
-    def content_targets(self, job_ids: Tensor | None = None) -> dict[str, Tensor]:
-        return {name: _select(getattr(self, f"content_target_{name}"), job_ids) for name in self.content_layers}
+    def content_targets(self, job: int | None = None) -> dict[str, Tensor]:
+        """Content features of job `job` as (1, C, h, w) views, or of every job."""
+        return {name: _rows(getattr(self, f"content_target_{name}"), job) for name in self.content_layers}
 
-    def style_targets(self, job_ids: Tensor | None = None) -> dict[str, Tensor]:
-        return {name: _select(getattr(self, f"style_target_{name}"), job_ids) for name in self.style_layers}
+    def style_targets(self, job: int | None = None) -> dict[str, Tensor]:
+        """Style Grams of job `job` as (1, C, C) views, or of every job."""
+        return {name: _rows(getattr(self, f"style_target_{name}"), job) for name in self.style_layers}
 
     def forward(self, image: Tensor, job_ids: Tensor | None = None) -> LossTerms:
         """Loss terms of `image` (B, 3, H, W), row b being job `job_ids[b]` (all jobs in order if None)."""
@@ -91,15 +93,13 @@ class StyleObjective(nn.Module):
 
     def _job_terms(self, image: Tensor, job: int) -> LossTerms:
         features = self.features(image)
-        # Slices, not index lookups: views of the stored targets, no per-step copy of the feature maps.
-        content_targets = {name: getattr(self, f"content_target_{name}")[job : job + 1] for name in self.content_layers}
-        style_targets = {name: getattr(self, f"style_target_{name}")[job : job + 1] for name in self.style_layers}
-        content = content_loss(features, content_targets, self.content_layers)
-        style = style_loss(features, style_targets, self.style_layers)
+        content = content_loss(features, self.content_targets(job), self.content_layers)
+        style = style_loss(features, self.style_targets(job), self.style_layers)
         tv = total_variation(image)
         total = self.content_weight * content + self.style_weight * style + self.tv_weight * tv
         return LossTerms(content, style, tv, total)
 
 
-def _select(targets: Tensor, job_ids: Tensor | None) -> Tensor:
-    return targets if job_ids is None else targets[job_ids]
+def _rows(targets: Tensor, job: int | None) -> Tensor:
+    # A slice, not an index lookup: a view of the stored targets, no per-step copy of the feature maps.
+    return targets if job is None else targets[job : job + 1]
