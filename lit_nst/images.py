@@ -1,6 +1,5 @@
 """Image files in and out with Pillow: loading as the objective expects, atomic writes."""
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
 from lit_nst.errors import UsageError
+from lit_nst.files import atomic_file
 
 MIN_SIDE = 16  # below this the deepest VGG layers have no spatial extent left
 
@@ -100,12 +100,5 @@ def save_image(image: Tensor | Image.Image, path: Path) -> None:
     """Write a (3, H, W) image in [0, 1] (or a PIL image) to `path` atomically: a temporary file, then a rename."""
     picture = image if isinstance(image, Image.Image) else tensor_to_image(image)
     image_format = Image.registered_extensions()[path.suffix.lower()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            picture.save(stream, format=image_format)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as stream:
+        picture.save(stream, format=image_format)

@@ -1,3 +1,8 @@
+"""Image and mask files: loading as the objective expects, resizing, atomic writes."""
+
+import os
+import stat
+
 import pytest
 import torch
 from PIL import Image
@@ -68,6 +73,16 @@ def test_save_then_load_round_trips_and_leaves_no_temporary(tmp_path):
     save_image(image, path)
     assert torch.allclose(image_to_tensor(load_image(path, "result")), image, atol=0.5 / 255 + 1e-6)
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_written_images_get_the_permissions_of_any_new_file(tmp_path):
+    # The atomic write goes through mkstemp, whose files are private (0600) unless widened.
+    previous = os.umask(0o022)
+    try:
+        save_image(torch.rand(3, 8, 8), tmp_path / "out.png")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out.png").stat().st_mode) == 0o644
 
 
 def test_unwritable_output_is_found_before_any_work(tmp_path):
