@@ -2,7 +2,7 @@
 
 import hashlib
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -12,14 +12,17 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from lit_nst.errors import UsageError
-from lit_nst.images import image_to_tensor, load_image, resize_longer_side
+from lit_nst.images import image_to_tensor, load_image, load_mask, resize_longer_side
+from lit_nst.objective import StyleRegion
 
 
 @dataclass
 class StyleJob:
-    """One stylisation: a content image painted in a style, or in a blend of styles.
+    """One stylisation: a content image painted in a style, a blend of styles, or styles by region.
 
-    Tensors are (3, H, W) RGB in [0, 1]; `blend` holds each style's weight in the target Grams (sum 1).
+    Images are (3, H, W) RGB in [0, 1]; `blend` holds each style's weight in the target Grams (sum 1).
+    Masks are (1, H, W) in [0, 1] in the content's frame: `style_masks[i]` is where style i paints (None:
+    wherever the picture may change), `content_mask` where the picture may change (None: everywhere).
     """
 
     content_path: Path
@@ -27,6 +30,27 @@ class StyleJob:
     content: Tensor
     styles: list[Tensor]
     blend: list[float]
+    style_mask_paths: list[Path | None] = field(default_factory=list)
+    style_masks: list[Tensor | None] = field(default_factory=list)
+    content_mask_path: Path | None = None
+    content_mask: Tensor | None = None
+
+    def regions(self, styles: list[Tensor] | None = None) -> list[StyleRegion]:
+        """The job's style regions: styles sharing a mask (or having none) are blended by their weights,
+        and each region's term has full weight, so a region is painted as strongly as a whole picture."""
+        styles = self.styles if styles is None else styles
+        mask_paths = self.style_mask_paths or [None] * len(styles)
+        members: dict[Path | None, list[int]] = {}
+        for index, path in enumerate(mask_paths):
+            members.setdefault(path, []).append(index)
+        regions = []
+        for path, indices in members.items():
+            total = sum(self.blend[index] for index in indices)
+            if total == 0:
+                continue  # every style of this region has blend weight 0
+            mask = self.content_mask if path is None else self.style_masks[indices[0]]
+            regions.append(StyleRegion([styles[i] for i in indices], [self.blend[i] / total for i in indices], mask))
+        return regions
 
     @property
     def style(self) -> Tensor:
@@ -43,6 +67,8 @@ class StyleJob:
             "content": file_sha256(self.content_path),
             "styles": [file_sha256(path) for path in self.style_paths],
             "blend": self.blend,
+            "style_masks": [None if path is None else file_sha256(path) for path in self.style_mask_paths],
+            "content_mask": None if self.content_mask_path is None else file_sha256(self.content_mask_path),
         }
 
 
@@ -77,6 +103,8 @@ class StyleImages(L.LightningDataModule):
         style_blend: list[float] | None = None,
         scales: list[int] | None = None,
         steps: list[int] | None = None,
+        style_masks: list[str | None] | None = None,
+        content_mask: str | None = None,
     ) -> None:
         """
         Args:
@@ -86,11 +114,17 @@ class StyleImages(L.LightningDataModule):
             style_scale: the style image's longer side is `size × style_scale`; larger gives coarser strokes.
             pairs: with several contents and styles, `product` makes every pair, `zip` pairs them in order.
             style_blend: weights of the styles when they are to be blended into one style (the weights are
-                normalised); each content then makes one job painted in the blend. Unset: each style is its
-                own job (see `pairs`).
+                normalised); each content then makes one job painted in the blend. Unset (and no
+                `style_masks`): each style is its own job (see `pairs`).
             scales: coarse to fine: increasing longer-side sizes, the last the output size (it replaces
                 `size`); each scale starts from the previous result, upsampled.
             steps: optimisation steps at each of `scales`; their sum is the run's `max_steps`.
+            style_masks: regions: one mask per style, in the content's frame (its proportions), white where that
+                style paints; `null` for a style that paints everywhere. Each content then makes one job
+                painted in all the styles (guided Grams, Gatys et al. 2017). Styles sharing a mask are
+                blended by `style_blend` (equal by default).
+            content_mask: white where the picture may change, black where the photo is kept as it is; grey
+                blends the two. Styles without a mask paint the white part.
         """
         super().__init__()
         self.scales, self.steps = validated_schedule(size, scales, steps)
@@ -100,14 +134,22 @@ class StyleImages(L.LightningDataModule):
         styles = [style] if isinstance(style, str) else list(style)
         if not contents or not styles:
             raise UsageError("give at least one --data.content and one --data.style image")
-        if pairs == "zip" and len(contents) != len(styles) and style_blend is None:
+        if style_masks is not None and len(style_masks) != len(styles):
+            raise UsageError(
+                f"--data.style_masks has {len(style_masks)} masks for {len(styles)} styles: give one per style "
+                "(null for a style that paints everywhere)"
+            )
+        one_job_per_content = style_blend is not None or style_masks is not None
+        if pairs == "zip" and len(contents) != len(styles) and not one_job_per_content:
             raise UsageError(
                 f"--data.pairs zip needs as many contents as styles, got {len(contents)} and {len(styles)}"
             )
         self.size = self.scales[-1]
         self.style_scale = style_scale
-        if style_blend is not None:
-            self.blend = normalised_blend(style_blend, len(styles))
+        self.style_masks = [None if mask in (None, "") else Path(mask) for mask in style_masks or []]
+        self.content_mask = None if content_mask in (None, "") else Path(content_mask)
+        if one_job_per_content:
+            self.blend = normalised_blend(style_blend or [1.0] * len(styles), len(styles))
             self.groups = [(c, styles) for c in contents]
         else:
             self.blend = [1.0]
@@ -119,17 +161,15 @@ class StyleImages(L.LightningDataModule):
     def _jobs_at(self, size: int) -> list[StyleJob]:
         contents = {c: self._load(c, "content", size) for c, _ in self.groups}
         styles = {s: self._load(s, "style", round(size * self.style_scale)) for _, group in self.groups for s in group}
-        jobs = [
-            StyleJob(Path(c), [Path(s) for s in group], contents[c], [styles[s] for s in group], self.blend)
-            for c, group in self.groups
-        ]
-        shapes = {tuple(job.content.shape) for job in jobs}
-        if len(shapes) > 1:
-            raise UsageError(
-                "the content images resize to different shapes "
-                f"({', '.join('x'.join(map(str, s[1:])) for s in sorted(shapes))}); run them separately"
-            )
-        return jobs
+        return [self._job(Path(c), [Path(s) for s in group], contents[c], [styles[s] for s in group])
+                for c, group in self.groups]  # fmt: skip
+
+    def _job(self, content_path: Path, style_paths: list[Path], content: Tensor, styles: list[Tensor]) -> StyleJob:
+        shape = (int(content.shape[-2]), int(content.shape[-1]))
+        masks = [None if path is None else load_mask(path, "style mask", shape) for path in self.style_masks]
+        content_mask = None if self.content_mask is None else load_mask(self.content_mask, "content mask", shape)
+        return StyleJob(content_path, style_paths, content, styles, self.blend, list(self.style_masks), masks,
+                        self.content_mask, content_mask)  # fmt: skip
 
     def jobs_at_scale(self, scale_index: int) -> list[StyleJob]:
         return self._jobs_by_scale[scale_index]

@@ -49,6 +49,22 @@ def resize_longer_side(image: Image.Image, size: int, role: str) -> Image.Image:
     return image.resize(new_size, Image.Resampling.BICUBIC)
 
 
+def load_mask(path: str | Path, role: str, shape: tuple[int, int]) -> Tensor:
+    """A mask file as (1, h, w) in [0, 1] (white 1), resized to the content's (h, w) shape."""
+    height, width = shape
+    image = load_image(path, role)
+    # Proportions, not size: one mask serves every scale of a coarse-to-fine run.
+    if abs(image.width / image.height - width / height) > 0.02 * width / height:
+        raise UsageError(
+            f"{role} {path} is {image.width}x{image.height} px but the content's proportions are {width}x{height}: "
+            "draw the mask over the content photo, with its proportions"
+        )
+    mask = image_to_tensor(image.convert("L").resize((width, height), Image.Resampling.BILINEAR))
+    if mask.max() == 0:
+        raise UsageError(f"{role} {path} is black everywhere: paint the region white")
+    return mask
+
+
 def image_to_tensor(image: Image.Image) -> Tensor:
     """PIL RGB -> (3, H, W) float32 in [0, 1]."""
     return pil_to_tensor(image).to(torch.float32) / 255.0

@@ -1,17 +1,24 @@
 """How good a result is, in numbers: structure kept from the content, style reached, smoothness."""
 
+from collections.abc import Sequence
+
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from lit_nst.objective import StyleObjective
 
 
-def quality_metrics(objective: StyleObjective, results: Tensor, contents: Tensor, job_ids: Tensor) -> list[dict]:
-    """One row per job: SSIM and PSNR against the content, the unweighted style loss, total variation."""
+def quality_metrics(
+    objective: StyleObjective, results: Sequence[Tensor], contents: Sequence[Tensor], job_ids: Tensor
+) -> list[dict]:
+    """One row per job of `job_ids`: SSIM and PSNR against the content, the unweighted style loss, total variation.
+
+    `results` and `contents` hold every job's (3, h, w) image, in job order.
+    """
     terms = objective(results, job_ids)
     rows = []
     for row, job in enumerate(job_ids.tolist()):
-        result, content = results[row : row + 1].float(), contents[row : row + 1].float()
+        result, content = results[job][None].float(), contents[job][None].float()
         rows.append(
             {
                 "job": job,

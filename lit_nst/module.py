@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_nst.backbone import Arch, Pooling, VGGFeatures
+from lit_nst.canvas import crops, image_shape, pad_stack, resized
 from lit_nst.color import luminance_as_rgb, match_color, match_luminance, with_chroma
 from lit_nst.errors import DivergedError, UsageError
 from lit_nst.memory import check_fits, estimate_run_bytes, free_bytes
@@ -94,13 +95,18 @@ class StyleTransfer(L.LightningModule):
         self.optimizer_loss_scale = 1.0
         self.quality: list[dict] = []  # the last validation's metrics, one row per job of this rank
         self.scale_index = 0  # where in the coarse-to-fine schedule the target is
+        self.image_shapes: list[tuple[int, int]] = []  # each job's (h, w) corner of the target canvas
+        # Filled per scale in `_prepare_scale`, on the device: the photos (for metrics and luminance mode),
+        # and with a content mask, the mask and the working photos that the black part keeps.
+        for name in ("original_contents", "content_masks", "kept_contents"):
+            self.register_buffer(name, None, persistent=False)
 
     def forward(self, image: Tensor, job_ids: Tensor | None = None) -> LossTerms:
         return self.objective(image, job_ids)
 
     def training_step(self, job_ids: Tensor, batch_idx: int) -> Tensor:
         # Under DDP each rank holds the whole target but computes only its own jobs.
-        terms = self.objective(self.target[job_ids], job_ids)
+        terms = self.objective(self.picture(), job_ids)
         total = terms.total.sum()
         if not torch.isfinite(total):
             raise DivergedError(
@@ -127,7 +133,8 @@ class StyleTransfer(L.LightningModule):
 
     def validation_step(self, job_ids: Tensor, batch_idx: int) -> None:
         """Quality of the current images: SSIM/PSNR against the content, style loss, total variation."""
-        rows = quality_metrics(self.objective, self.result()[job_ids], self.original_contents[job_ids], job_ids)
+        contents = crops(self.original_contents, self.image_shapes)
+        rows = quality_metrics(self.objective, self.result(), contents, job_ids)
         self.quality = rows
         for key in ("ssim", "psnr", "style", "tv"):
             values = torch.tensor([row[key] for row in rows], device=self.device)
@@ -139,27 +146,37 @@ class StyleTransfer(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.target.numel() == 0:
-            contents = self._working_contents(self._jobs())
+            jobs = self._jobs()
+            self.image_shapes = [image_shape(job.content) for job in jobs]
             # Filled in place, not replaced: LightningCLI builds `--optimizer` before `setup`, holding this
-            # very Parameter object.
-            self.target.data = initial_image(self.init, contents)
+            # very Parameter object. One canvas for all jobs, whatever their shapes (see lit_nst.canvas).
+            self.target.data = initial_image(self.init, pad_stack(self._working_contents(jobs)))
 
     def _jobs(self) -> list:
         return self.trainer.datamodule.jobs_at_scale(self.scale_index)
 
-    def _working_contents(self, jobs: list) -> Tensor:
+    def _working_contents(self, jobs: list) -> list[Tensor]:
         """What the network is shown of the contents of `jobs`."""
-        originals = torch.stack([job.content for job in jobs])
-        return luminance_as_rgb(originals) if self.hparams.color == "luminance" else originals
+        originals = [job.content for job in jobs]
+        return [luminance_as_rgb(content) for content in originals] if self.hparams.color == "luminance" else originals
 
     def _prepare_scale(self) -> None:
         """Content and style targets of the current scale, on the device."""
         jobs = self._jobs()
-        self.register_buffer("original_contents", torch.stack([job.content for job in jobs]).to(self.device),
+        self.image_shapes = [image_shape(job.content) for job in jobs]
+        working = [content.to(self.device) for content in self._working_contents(jobs)]
+        self.register_buffer("original_contents", pad_stack([job.content for job in jobs]).to(self.device),
                              persistent=False)  # fmt: skip
-        styles = [[self._styled_input(style.to(self.device), job.content.to(self.device)) for style in job.styles]
-                  for job in jobs]  # fmt: skip
-        self.objective.set_targets(self._working_contents(jobs).to(self.device), styles, [job.blend for job in jobs])
+        has_content_mask = jobs[0].content_mask is not None
+        self.register_buffer("content_masks", pad_stack([job.content_mask for job in jobs]).to(self.device)
+                             if has_content_mask else None, persistent=False)  # fmt: skip
+        self.register_buffer("kept_contents", pad_stack(working) if has_content_mask else None, persistent=False)
+        regions = [job.regions([self._styled_input(style.to(self.device), job.content.to(self.device))
+                                for style in job.styles]) for job in jobs]  # fmt: skip
+        self.objective.set_targets(working, regions)
+        optimizer = self.optimizers().optimizer
+        if isinstance(optimizer, JobwiseLBFGS):
+            optimizer.set_job_shapes(self.image_shapes)
 
     def on_fit_start(self) -> None:
         optimizer = self.optimizers().optimizer
@@ -183,7 +200,7 @@ class StyleTransfer(L.LightningModule):
     def estimate_memory(self, optimizer: torch.optim.Optimizer) -> int:
         """Peak bytes of a step of this run on its device (see lit_nst.memory)."""
         # At the output size: the last scale of a coarse-to-fine schedule is the largest.
-        jobs, _, height, width = self.target.shape[0], *self.trainer.datamodule.jobs[0].content.shape
+        shapes = [image_shape(job.content) for job in self.trainer.datamodule.jobs]
         if isinstance(optimizer, torch.optim.LBFGS | JobwiseLBFGS):
             # two vectors per curvature pair (one pair per step, up to history_size), plus direction,
             # previous gradient and flat gradient
@@ -192,7 +209,7 @@ class StyleTransfer(L.LightningModule):
         else:
             vectors = 2  # Adam's moments; an overestimate for SGD
         half = self.trainer.precision in ("bf16-mixed", "16-mixed", "bf16-true", "16-true")
-        return estimate_run_bytes(self.objective.backbone, jobs, height, width, vectors, 2 if half else 4)
+        return estimate_run_bytes(self.objective.backbone, shapes, vectors, 2 if half else 4)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.clamp_every_step:
@@ -207,9 +224,9 @@ class StyleTransfer(L.LightningModule):
     def _move_to_scale(self, index: int) -> None:
         """Coarse to fine: the result so far, upsampled, starts the next scale with a fresh optimiser."""
         self.scale_index = index
-        size = self._jobs()[0].content.shape[-2:]
+        new_shapes = [image_shape(job.content) for job in self._jobs()]
         with torch.no_grad():
-            upsampled = torch.nn.functional.interpolate(self.target, size=size, mode="bicubic", align_corners=False)
+            upsampled = resized(self.target, self.image_shapes, new_shapes)
             self.target.data = upsampled.clamp(0.0, 1.0) if self.hparams.color != "luminance" else upsampled
         reset_optimizer_state(self.optimizers().optimizer)
         self._prepare_scale()
@@ -244,12 +261,18 @@ class StyleTransfer(L.LightningModule):
             return match_luminance(style, content)
         return style
 
-    def result(self) -> Tensor:
-        """The images as they would be written: (B, 3, H, W) clamped to [0, 1]."""
-        image = self.target.detach()
+    def picture(self) -> Tensor:
+        """The canvas the network sees: the target, with the photo kept where a content mask is black."""
+        if self.content_masks is None:
+            return self.target
+        return self.kept_contents + self.content_masks * (self.target - self.kept_contents)
+
+    def result(self) -> list[Tensor]:
+        """Each job's image as it would be written: (3, h, w) clamped to [0, 1]."""
+        image = self.picture().detach()
         if self.hparams.color == "luminance":
             image = with_chroma(image, self.original_contents)
-        return image.clamp(0.0, 1.0)
+        return crops(image.clamp(0.0, 1.0), self.image_shapes)
 
 
 def normalised_layer_weights(layers: Sequence[str], weights: Sequence[float] | None, group: str) -> dict[str, float]:

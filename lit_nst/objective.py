@@ -1,13 +1,39 @@
 """The weighted Gatys et al. objective over a frozen backbone, with its targets computed once."""
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn.functional import interpolate
 
 from lit_nst.backbone import VGGFeatures
+from lit_nst.canvas import crop
 from lit_nst.losses import content_loss, gram, style_loss, total_variation
 from lit_nst.preprocessing import Preprocess
+
+
+class StyleRegion(NamedTuple):
+    """Styles painted into one region of a job's picture.
+
+    `styles` are (3, h, w) images blended by `blend` (weights summing to 1); `mask` is (1, H, W) in [0, 1]
+    in the content's frame, white where the region is, or None for the whole picture.
+    """
+
+    styles: list[Tensor]
+    blend: list[float]
+    mask: Tensor | None = None
+
+
+class RegionTargets(NamedTuple):
+    grams: dict[str, Tensor]  # (1, C, C) per style layer: the blend of the region's styles' Grams
+    masks: dict[str, Tensor] | None  # (1, 1, h_l, w_l) per style layer: the region at that layer's size
+
+
+class JobTargets(NamedTuple):
+    shape: tuple[int, int]  # (h, w) of the job's picture
+    content: dict[str, Tensor]  # (1, C, h_l, w_l) per content layer
+    regions: list[RegionTargets]
 
 
 class LossTerms(NamedTuple):
@@ -20,7 +46,11 @@ class LossTerms(NamedTuple):
 
 
 class StyleObjective(nn.Module):
-    """total = content_weight · content + style_weight · style + tv_weight · tv, per job."""
+    """total = content_weight · content + style_weight · style + tv_weight · tv, per job.
+
+    The style term of a job is the sum over its regions of the region's (guided) Gram loss; a job
+    without masks has one region, the whole picture.
+    """
 
     def __init__(
         self,
@@ -40,66 +70,64 @@ class StyleObjective(nn.Module):
         self.content_weight = content_weight
         self.style_weight = style_weight
         self.tv_weight = tv_weight
+        self.targets: list[JobTargets] = []
 
     def features(self, image: Tensor) -> dict[str, Tensor]:
         """(B, 3, H, W) RGB in [0, 1] -> activations of every layer the objective uses."""
         return self.backbone(self.preprocess(image))
 
     @torch.no_grad()
-    def set_targets(
-        self, contents: Tensor, styles: list[Tensor | list[Tensor]], blends: list[list[float]] | None = None
-    ) -> None:
-        """Compute the content features and style Grams once.
+    def set_targets(self, contents: Sequence[Tensor], styles: Sequence[Tensor | list[StyleRegion]]) -> None:
+        """Compute every job's content features and style Grams once, on the device of `contents`.
 
         Args:
-            contents: (B, 3, H, W) content images, one per job.
-            styles: job i's (3, h, w) style image, or its list of style images to blend.
-            blends: job i's weight of each of its styles in the target Grams (default: one style, weight 1).
+            contents: job i's (3, h_i, w_i) content image; the jobs' shapes may differ.
+            styles: job i's (3, h, w) style image (applied everywhere), or its list of regions.
         """
-        # Every image through the network alone, as in `forward`, so a job's targets do not depend on the batch.
-        per_content = [self.features(content.unsqueeze(0)) for content in contents]
-        for name in self.content_layers:
-            features = torch.cat([job_features[name].float() for job_features in per_content])
-            self.register_buffer(f"content_target_{name}", features, persistent=False)
-        styles = [[style] if isinstance(style, Tensor) else list(style) for style in styles]
-        blends = blends or [[1.0] * len(job_styles) for job_styles in styles]
-        grams = {name: [] for name in self.style_layers}
-        for job_styles, job_blend in zip(styles, blends, strict=True):
-            per_style = [self.features(style.unsqueeze(0)) for style in job_styles]
-            for name in self.style_layers:
-                # A blend of styles is the weighted sum of their Grams (Gatys et al. 2017).
-                grams[name].append(sum(weight * gram(f[name]) for weight, f in zip(job_blend, per_style, strict=True)))
-        for name in self.style_layers:
-            self.register_buffer(f"style_target_{name}", torch.cat(grams[name]), persistent=False)  # (B, C, C)
+        self.targets = []
+        for content, job_styles in zip(contents, styles, strict=True):
+            # Every image through the network alone, as in `forward`, so a job's targets do not depend on the batch.
+            content_features = self.features(content.unsqueeze(0))
+            regions = [StyleRegion([job_styles], [1.0])] if isinstance(job_styles, Tensor) else job_styles
+            self.targets.append(
+                JobTargets(
+                    shape=(int(content.shape[-2]), int(content.shape[-1])),
+                    content={name: content_features[name].float() for name in self.content_layers},
+                    regions=[self._region_targets(region, content_features) for region in regions],
+                )
+            )
 
-    def content_targets(self, job: int | None = None) -> dict[str, Tensor]:
-        """Content features of job `job` as (1, C, h, w) views, or of every job."""
-        return {name: _rows(getattr(self, f"content_target_{name}"), job) for name in self.content_layers}
+    def _region_targets(self, region: StyleRegion, content_features: dict[str, Tensor]) -> RegionTargets:
+        per_style = [self.features(style.unsqueeze(0)) for style in region.styles]
+        # A blend of styles is the weighted sum of their Grams (Gatys et al. 2017).
+        grams = {name: sum(weight * gram(f[name]) for weight, f in zip(region.blend, per_style, strict=True))
+                 for name in self.style_layers}  # fmt: skip
+        if region.mask is None:
+            return RegionTargets(grams, None)
+        # The region at each layer's resolution: the fraction of each feature's receptive cell inside it.
+        masks = {name: interpolate(region.mask[None].float(), size=content_features[name].shape[-2:], mode="area")
+                 for name in self.style_layers}  # fmt: skip
+        return RegionTargets(grams, masks)
 
-    def style_targets(self, job: int | None = None) -> dict[str, Tensor]:
-        """Style Grams of job `job` as (1, C, C) views, or of every job."""
-        return {name: _rows(getattr(self, f"style_target_{name}"), job) for name in self.style_layers}
+    def forward(self, images: Tensor | Sequence[Tensor], job_ids: Tensor | None = None) -> LossTerms:
+        """Loss terms of the jobs `job_ids` (all if None), job j's picture being the corner of `images[j]`.
 
-    def forward(self, image: Tensor, job_ids: Tensor | None = None) -> LossTerms:
-        """Loss terms of `image` (B, 3, H, W), row b being job `job_ids[b]` (all jobs in order if None)."""
-        jobs = range(image.shape[0]) if job_ids is None else job_ids.tolist()  # one host sync per step
+        `images` is the (jobs, 3, H, W) canvas (see lit_nst.canvas) or a list of each job's (3, h, w) picture.
+        """
+        jobs = range(len(self.targets)) if job_ids is None else job_ids.tolist()  # one host sync per step
         # One job at a time through the network: a batch changes the convolutions' float rounding, which
         # L-BFGS amplified to 4/255 between a job run alone and in a batch after 15 steps.
-        per_job = [self._job_terms(image[row : row + 1], job) for row, job in enumerate(jobs)]
+        per_job = [self._job_terms(crop(images[job], self.targets[job].shape).unsqueeze(0), job) for job in jobs]
         if not per_job:  # a DDP rank with no job still takes part in the gradient exchange
-            zero = image.sum() * 0.0
+            zero = images[0].sum() * 0.0
             return LossTerms(zero[None][:0], zero[None][:0], zero[None][:0], zero[None][:0] + zero)
         return LossTerms(*(torch.cat(terms) for terms in zip(*per_job, strict=True)))
 
     def _job_terms(self, image: Tensor, job: int) -> LossTerms:
         features = self.features(image)
-        content = content_loss(features, self.content_targets(job), self.content_layers)
-        style = style_loss(features, self.style_targets(job), self.style_layers)
+        targets = self.targets[job]
+        content = content_loss(features, targets.content, self.content_layers)
+        style = sum(style_loss(features, region.grams, self.style_layers, region.masks) for region in targets.regions)
         tv = total_variation(image)
         total = self.content_weight * content + self.style_weight * style + self.tv_weight * tv
         return LossTerms(content, style, tv, total)
-
-
-def _rows(targets: Tensor, job: int | None) -> Tensor:
-    # A slice, not an index lookup: a view of the stored targets, no per-step copy of the feature maps.
-    return targets if job is None else targets[job : job + 1]

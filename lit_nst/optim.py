@@ -1,8 +1,10 @@
 """L-BFGS with one curvature history per job, so jobs optimised together never influence each other.
 
 torch's L-BFGS keeps one history for all its parameters: with several jobs stacked in one target, each
-job's step would depend on the others'. Here row b of the (B, 3, H, W) target gets its own torch L-BFGS,
-fed the gradient of that row from the one batched forward and backward pass.
+job's step would depend on the others'. Here job b's picture, the (h_b, w_b) corner of row b of the
+(B, 3, H, W) target canvas (see lit_nst.canvas), gets its own torch L-BFGS, fed that picture's gradient
+from the one forward and backward pass. Its vectors hold the picture's pixels only, in the order of the
+job run alone: padding in the dot products changed their rounding, which L-BFGS amplified to 4/255.
 """
 
 from collections.abc import Callable, Iterable
@@ -10,6 +12,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from lit_nst.canvas import crops
 
 
 class JobwiseLBFGS(torch.optim.Optimizer):
@@ -41,6 +45,13 @@ class JobwiseLBFGS(torch.optim.Optimizer):
             raise ValueError("JobwiseLBFGS optimises exactly one parameter, the stacked target images")
         self._jobs: list[torch.optim.LBFGS] = []
         self._pending_job_states: list[dict[str, Any]] | None = None
+        self._job_shapes: list[tuple[int, int]] | None = None  # None: each job fills its row
+
+    def set_job_shapes(self, shapes: list[tuple[int, int]]) -> None:
+        """Each job's (h, w) corner of the target canvas (the module tells, at every scale)."""
+        if shapes != self._job_shapes:
+            self._job_shapes = list(shapes)
+            self._jobs = []  # rebuilt on the new pictures at the next step, keeping any loaded state
 
     @property
     def target(self) -> Tensor:
@@ -50,8 +61,9 @@ class JobwiseLBFGS(torch.optim.Optimizer):
         # Built at the first step: the target gets its shape (and its storage) only in the module's setup.
         if not self._jobs or self._jobs[0].param_groups[0]["params"][0].data_ptr() != self.target.data[0].data_ptr():
             settings = {key: value for key, value in self.param_groups[0].items() if key != "params"}
-            rows = [self.target.data[job] for job in range(self.target.shape[0])]
-            self._jobs = [torch.optim.LBFGS([row], max_iter=1, **settings) for row in rows]
+            self._jobs = [
+                torch.optim.LBFGS([picture], max_iter=1, **settings) for picture in self._pictures(self.target.data)
+            ]
             if self._pending_job_states is not None:
                 for optimizer, state in zip(self._jobs, self._pending_job_states, strict=True):
                     optimizer.load_state_dict(state)
@@ -59,6 +71,11 @@ class JobwiseLBFGS(torch.optim.Optimizer):
         for optimizer in self._jobs:
             optimizer.param_groups[0]["lr"] = self.param_groups[0]["lr"]  # follow any lr scheduler
         return self._jobs
+
+    def _pictures(self, canvas: Tensor) -> list[Tensor]:
+        if self._job_shapes is None:
+            return list(canvas)
+        return crops(canvas, self._job_shapes)
 
     def reset(self) -> None:
         """Forget every job's curvature history (the target changed shape: a new scale)."""
@@ -70,10 +87,11 @@ class JobwiseLBFGS(torch.optim.Optimizer):
         """One batched forward/backward through `closure`, then one L-BFGS iteration per job."""
         with torch.enable_grad():
             loss = closure()
-        gradient = self.target.grad
+        gradients = self._pictures(self.target.grad)
         for job, optimizer in enumerate(self._job_optimizers()):
-            (row,) = optimizer.param_groups[0]["params"]
-            row.grad = gradient[job]
+            (picture,) = optimizer.param_groups[0]["params"]
+            # contiguous, so that L-BFGS can flatten it; the picture itself is updated in place, as a view
+            picture.grad = gradients[job].contiguous()
             # With max_iter 1 and no line search, L-BFGS evaluates its closure once, before its update.
             optimizer.step(lambda: loss)
         return loss

@@ -35,6 +35,8 @@ CASES = {
     "weights of the wrong arch": (["--model.weights", "{d}/vgg16.pth"], "has no tensor 'features.16.weight'"),
     "not a number": (["--data.size", "big"], 'Parser key "data.size"'),
     "output in a file's place": (["--output.path", "{d}/good.png/out.png"], "good.png is a file"),
+    "mask of other proportions": (["--data.content_mask", "{d}/full.jpg"], "the content's proportions are 32x24"),
+    "a mask too many": (["--data.style_masks", "[{d}/good.png,null]"], "2 masks for 1 styles"),
 }
 
 

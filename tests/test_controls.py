@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from PIL import Image
+from torch.nn.functional import interpolate
 
 from lit_nst.color import luminance_as_rgb, match_color, rgb_to_yiq, with_chroma
 from lit_nst.data import StyleImages
@@ -51,7 +53,7 @@ def style_distance(cli, style: torch.Tensor) -> float:
     """Style loss of the result against one style image alone, over the objective's style layers."""
     objective = cli.model.objective
     with torch.no_grad():
-        result, reference = objective.features(cli.model.result()), objective.features(style[None])
+        result, reference = objective.features(cli.model.result()[0][None]), objective.features(style[None])
         return sum(
             mean_squared_error(gram(result[name]), gram(reference[name])).item() for name in objective.style_layers
         )
@@ -91,7 +93,7 @@ def test_a_larger_style_scale_paints_coarser_strokes(tmp_path):
                   "--data.size", "128", "--data.style_scale", scale, "--model.style_weight", "50",
                   "--trainer.max_steps", "60", "--output.path", tmp_path / f"{scale}.png")  # fmt: skip
         # What the style added to the photo: coarse strokes stay correlated over a longer distance.
-        strokes = cli.model.result() - cli.model.original_contents
+        strokes = cli.model.result()[0] - cli.model.original_contents[0]
         correlations[scale] = autocorrelation(strokes, lag=8)
     print(f"autocorrelation of the strokes at 8 px: {correlations}")
     assert correlations["2.0"] > correlations["0.5"] + 0.03
@@ -131,3 +133,91 @@ def test_a_coarse_to_fine_resume_lands_in_the_right_scale_and_equals_a_straight_
     uninterrupted = coarse_to_fine(straight)
     assert resumed.trainer.global_step == uninterrupted.trainer.global_step == 12
     assert torch.equal(resumed.model.target, uninterrupted.model.target)
+
+
+def half_mask(path, side: str, size: tuple[int, int] = (979, 734)) -> str:
+    """A mask with golden_gate's proportions, white on the `side` half."""
+    width, height = size
+    mask = Image.new("L", size, 0)
+    box = (0, 0, width // 2, height) if side == "left" else (width // 2, 0, width, height)
+    mask.paste(255, box)
+    mask.save(path)
+    return str(path)
+
+
+def region_style_loss(cli, style: torch.Tensor, side: str) -> float:
+    """Guided-Gram style loss of one half of the result against one style image, over the style layers."""
+    objective = cli.model.objective
+    result = cli.model.result()[0]
+    mask = torch.zeros(1, 1, *result.shape[-2:])
+    half = result.shape[-1] // 2
+    mask[..., :half] = 1.0 if side == "left" else 0.0
+    mask[..., half:] = 0.0 if side == "left" else 1.0
+    with torch.no_grad():
+        features, reference = objective.features(result[None]), objective.features(style[None])
+        return sum(
+            mean_squared_error(
+                gram(features[name], interpolate(mask, size=features[name].shape[-2:], mode="area")),
+                gram(reference[name]),
+            ).item()
+            for name in objective.style_layers
+        )
+
+
+def test_region_styles_lower_each_regions_own_style_loss(tmp_path):
+    left, right = half_mask(tmp_path / "left.png", "left"), half_mask(tmp_path / "right.png", "right")
+    styles = [painting("starry_night"), painting("the_scream")]
+    losses = {}
+    for name, masks in {"starry_left": [left, right], "starry_right": [right, left]}.items():
+        cli = fit(tmp_path / name, "--data.content", photo("golden_gate"), "--data.style", f"[{','.join(styles)}]",
+                  "--data.style_masks", f"[{','.join(masks)}]", "--data.size", "96", "--trainer.max_steps", "40",
+                  "--output.path", tmp_path / f"{name}.png")  # fmt: skip
+        starry, scream = cli.datamodule.jobs[0].styles
+        losses[name] = {
+            ("left", "starry"): region_style_loss(cli, starry, "left"),
+            ("right", "starry"): region_style_loss(cli, starry, "right"),
+            ("left", "scream"): region_style_loss(cli, scream, "left"),
+            ("right", "scream"): region_style_loss(cli, scream, "right"),
+        }
+    print(f"region style losses: {losses}")
+    # Each half is closer to the style painted into it than to the same style painted into the other half.
+    assert losses["starry_left"]["left", "starry"] < 0.25 * losses["starry_right"]["left", "starry"]
+    assert losses["starry_left"]["right", "scream"] < 0.25 * losses["starry_right"]["right", "scream"]
+    assert losses["starry_right"]["right", "starry"] < 0.25 * losses["starry_left"]["right", "starry"]
+    assert losses["starry_right"]["left", "scream"] < 0.25 * losses["starry_left"]["left", "scream"]
+
+
+def test_content_mask_keeps_the_photo_where_black_and_stylises_where_white_across_scales(tmp_path):
+    cli = fit(tmp_path, "--data.content", photo("golden_gate"), "--data.style", painting("starry_night"),
+              "--data.content_mask", half_mask(tmp_path / "right.png", "right"), "--data.scales", "[48,96]",
+              "--data.steps", "[10,10]", "--output.path", tmp_path / "out.png")  # fmt: skip
+    result, content = cli.model.result()[0], cli.datamodule.jobs[0].content
+    half = result.shape[-1] // 2
+    assert result.shape[-1] == 96
+    # Bilinear resizing softens the mask's edge over a pixel or two; away from it, the photo is untouched.
+    assert (result[..., : half - 2] - content[..., : half - 2]).abs().max() < 1e-6
+    assert (result[..., half + 2 :] - content[..., half + 2 :]).abs().mean() > 0.03
+
+
+def test_region_options_are_checked_before_any_work(tmp_path):
+    styles = [painting("starry_night"), painting("the_scream")]
+    with pytest.raises(UsageError, match="2 masks for 1 styles"):
+        StyleImages(photo("golden_gate"), styles[0], size=32, style_masks=[half_mask(tmp_path / "a.png", "left")] * 2)
+    with pytest.raises(UsageError, match="proportions"):
+        StyleImages(photo("golden_gate"), styles, size=32,
+                    style_masks=[half_mask(tmp_path / "b.png", "left", (100, 100)), None])  # fmt: skip
+    black = tmp_path / "black.png"
+    Image.new("L", (979, 734), 0).save(black)
+    with pytest.raises(UsageError, match="black everywhere"):
+        StyleImages(photo("golden_gate"), styles[0], size=32, content_mask=str(black))
+
+
+def test_styles_sharing_a_region_blend_and_a_style_without_mask_paints_the_content_mask(tmp_path):
+    left = half_mask(tmp_path / "left.png", "left")
+    styles = [painting("starry_night"), painting("the_scream"), painting("woman-with-hat-matisse")]
+    images = StyleImages(photo("golden_gate"), styles, size=32, style_masks=[left, left, None],
+                         style_blend=[3, 1, 1], content_mask=half_mask(tmp_path / "right.png", "right"))  # fmt: skip
+    (job,) = images.jobs
+    shared, unmasked = job.regions()
+    assert shared.blend == pytest.approx([0.75, 0.25]) and shared.mask[..., :8].min() == 1.0
+    assert unmasked.blend == [1.0] and torch.equal(unmasked.mask, job.content_mask)

@@ -1,5 +1,6 @@
 """Every `lit-nst` command in the README runs as written, at a tiny size (a new user's first try)."""
 
+import math
 import shlex
 from pathlib import Path
 
@@ -28,7 +29,13 @@ def readme_commands() -> list[str]:
 
 
 COMMANDS = readme_commands()
-TINY = ["--data.size", "32", "--trainer.max_steps", "2", "--trainer.enable_progress_bar", "false"]
+TINY = ["--trainer.max_steps", "2", "--trainer.enable_progress_bar", "false"]
+
+
+def tiny_size(args: list[str]) -> list[str]:
+    """32 px, or larger where a small style scale would shrink the painting under 16 px."""
+    scale = float(args[args.index("--data.style_scale") + 1]) if "--data.style_scale" in args else 1.0
+    return ["--data.size", str(max(32, math.ceil(32 / scale)))]
 
 
 def test_the_readme_has_commands_to_try():
@@ -43,7 +50,7 @@ def test_readme_command_runs_as_written(tmp_path, command):
     # Relative paths (assets/, configs/) as a user in the checkout would have them.
     for link in ("assets", "configs"):
         (tmp_path / link).symlink_to(REPO / link)
-    result = run_lit_nst(*args, *TINY, cwd=tmp_path, timeout=300)
+    result = run_lit_nst(*args, *tiny_size(args), *TINY, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
     images = [path for path in Path(tmp_path).rglob("*") if path.suffix in (".png", ".jpg")]
     assert images, "the command wrote no image"
