@@ -221,3 +221,17 @@ def test_styles_sharing_a_region_blend_and_a_style_without_mask_paints_the_conte
     shared, unmasked = job.regions()
     assert shared.blend == pytest.approx([0.75, 0.25]) and shared.mask[..., :8].min() == 1.0
     assert unmasked.blend == [1.0] and torch.equal(unmasked.mask, job.content_mask)
+
+
+def test_a_run_with_regions_resumes_to_the_same_image(tmp_path):
+    masks = f"[{half_mask(tmp_path / 'left.png', 'left')},null]"
+    keep = half_mask(tmp_path / "keep.png", "right")
+    settings = ["--data.content", photo("golden_gate"), "--data.style",
+                f"[{painting('starry_night')},{painting('the_scream')}]", "--data.style_masks", masks,
+                "--data.content_mask", keep, "--data.size", "48"]  # fmt: skip
+    fit(tmp_path / "resumed", *settings, "--trainer.max_steps", "4", "--output.path", tmp_path / "a.png")
+    resumed = fit(tmp_path / "resumed", *settings, "--trainer.max_steps", "8", "--output.path", tmp_path / "a.png",
+                  "--ckpt_path", "last")  # fmt: skip
+    straight = fit(tmp_path / "straight", *settings, "--trainer.max_steps", "8", "--output.path", tmp_path / "b.png")
+    assert resumed.trainer.global_step == 8
+    assert torch.equal(resumed.model.result()[0], straight.model.result()[0])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from .helpers import CONTENT, STYLE, fit, require_shared, run_lit_nst
 
@@ -74,6 +75,7 @@ def test_resuming_a_finished_run_says_so_and_rewrites_the_image(tmp_path, capsys
     [
         (["--data.size", "40"], "--data.size"),
         (["--data.style", "STYLE"], "image files' contents"),
+        (["--data.content_mask", "MASK"], "image files' contents"),
         (["--model.arch", "vgg16", "--model.weights", "VGG16", "--model.preprocessing", "caffe"], "--model.arch"),
         (["--model.style_weight", "7"], "--model.style_weight"),
         (["--optimizer", "Adam"], "optimised with JobwiseLBFGS"),
@@ -96,6 +98,9 @@ def test_resume_of_another_job_stops_before_any_step_naming_the_setting(tmp_path
     before = (tmp_path / "checkpoints" / "last.ckpt").read_bytes()
     change = [str(require_shared(STYLE / "the_scream.jpg")) if c == "STYLE" else c for c in change]
     change = [str(require_shared(VGG16_CAFFE)) if c == "VGG16" else c for c in change]
+    if "MASK" in change:
+        Image.new("L", (1024, 768), 255).save(tmp_path / "mask.png")  # tubingen's proportions
+        change = [str(tmp_path / "mask.png") if c == "MASK" else c for c in change]
     second = run_lit_nst(*common[:4], "4", *common[5:], *job(), *change, "--ckpt_path", "last")
     assert second.returncode != 0
     assert "Traceback" not in second.stderr
