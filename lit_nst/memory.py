@@ -45,6 +45,13 @@ def estimate_run_bytes(
     return weights + activations + image * (2 + optimizer_vectors)
 
 
+def runtime_overhead_bytes(device: torch.device) -> int:
+    """What a run's process grows by beyond its tensors: on the CPU, modules imported during fit and the
+    thread pools' and oneDNN's buffers, measured at 40-60 MiB from 32 to 256 px (benchmarks/bench.py).
+    On CUDA the context exists before the free memory is read, and the allocator counts tensors only."""
+    return 48 * 2**20 if device.type == "cpu" else 0
+
+
 def tapped_elements(backbone: VGGFeatures, height: int, width: int) -> int:
     """Elements of the layers the losses read, for one image."""
     total, channels = 0, 3

@@ -11,7 +11,7 @@ from lit_nst.backbone import Arch, Pooling, VGGFeatures
 from lit_nst.canvas import crops, image_shape, pad_stack, resized
 from lit_nst.color import luminance_as_rgb, match_color, match_luminance, with_chroma
 from lit_nst.errors import DivergedError, UsageError
-from lit_nst.memory import check_fits, estimate_run_bytes, free_bytes
+from lit_nst.memory import check_fits, estimate_run_bytes, free_bytes, runtime_overhead_bytes
 from lit_nst.metrics import quality_metrics
 from lit_nst.objective import LossTerms, StyleObjective
 from lit_nst.optim import JobwiseLBFGS, reset_optimizer_state
@@ -209,7 +209,8 @@ class StyleTransfer(L.LightningModule):
         else:
             vectors = 2  # Adam's moments; an overestimate for SGD
         half = self.trainer.precision in ("bf16-mixed", "16-mixed", "bf16-true", "16-true")
-        return estimate_run_bytes(self.objective.backbone, shapes, vectors, 2 if half else 4)
+        tensors = estimate_run_bytes(self.objective.backbone, shapes, vectors, 2 if half else 4)
+        return tensors + runtime_overhead_bytes(self.device)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.clamp_every_step:
