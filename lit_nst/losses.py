@@ -8,14 +8,11 @@ import torch
 from torch import Tensor
 
 
-def gram(features: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Gram matrix G = F Fᵀ / (C·H·W) of each image, always in float32; guided by `mask` if given.
+def gram(features: Tensor) -> Tensor:
+    """Gram matrix G = F Fᵀ / (C·H·W) of each image, always in float32.
 
     Args:
         features: (B, C, H, W) activations, in any floating dtype.
-        mask: (B or 1, 1, H, W) weights of the positions, e.g. a region in [0, 1]. The guided Gram
-            (F∘m)(F∘m)ᵀ / (C·Σm²) of Gatys et al. (2017) is the plain Gram of the region alone: a mask of
-            ones gives the plain Gram, so a region's Gram is comparable with a whole painting's.
 
     Returns:
         (B, C, C) float32 Grams.
@@ -23,14 +20,19 @@ def gram(features: Tensor, mask: Tensor | None = None) -> Tensor:
     batch, channels, height, width = features.shape
     # Under bf16 autocast the matmul would run (and sum H·W products) in bf16; Grams must not.
     with torch.autocast(features.device.type, enabled=False):
-        features = features.float()
-        if mask is None:
-            normaliser = channels * height * width
-        else:
-            features = features * mask
-            normaliser = channels * mask.square().flatten(1).sum(dim=1).view(-1, 1, 1)
-        flat = features.reshape(batch, channels, height * width)  # (B, C, HW)
-        return torch.bmm(flat, flat.transpose(1, 2)) / normaliser
+        flat = features.float().reshape(batch, channels, height * width)  # (B, C, HW)
+        return torch.bmm(flat, flat.transpose(1, 2)) / (channels * height * width)
+
+
+def region_weights(mask: Tensor) -> Tensor:
+    """A region's mask (…, 1, H, W) in [0, 1], scaled so that gram(F ∘ weights) is its guided Gram.
+
+    The guided Gram of Gatys et al. (2017) is (F∘m)(F∘m)ᵀ / (C·Σm²): the Gram of the region alone, so a
+    region's Gram is comparable with a whole painting's. Scaling m by √(H·W / Σm²) turns `gram`'s C·H·W
+    into C·Σm², once, instead of summing the mask at every step.
+    """
+    height, width = mask.shape[-2:]
+    return mask * (height * width / mask.float().square().sum()).sqrt()
 
 
 def mean_squared_error(prediction: Tensor, target: Tensor) -> Tensor:
@@ -48,13 +50,17 @@ def style_loss(
     features: dict[str, Tensor],
     target_grams: dict[str, Tensor],
     layer_weights: dict[str, float],
-    masks: dict[str, Tensor] | None = None,
+    regions: dict[str, Tensor] | None = None,
 ) -> Tensor:
-    """Σ_l w_l · mean((G_l(x) − G_l(style))²), per image: shape (B,); G_l(x) guided by `masks[l]` if given."""
+    """Σ_l w_l · mean((G_l(x) − G_l(style))²), per image: shape (B,).
+
+    With `regions` (per layer, `region_weights` of a mask), G_l(x) is the guided Gram of that region.
+    """
     return sum(
-        weight * mean_squared_error(gram(features[name], None if masks is None else masks[name]), target_grams[name])
+        weight * mean_squared_error(gram(features[name] if regions is None else features[name] * regions[name]),
+                                    target_grams[name])
         for name, weight in layer_weights.items()
-    )
+    )  # fmt: skip
 
 
 def total_variation(image: Tensor) -> Tensor:

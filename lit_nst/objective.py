@@ -9,7 +9,7 @@ from torch.nn.functional import interpolate
 
 from lit_nst.backbone import VGGFeatures
 from lit_nst.canvas import crop
-from lit_nst.losses import content_loss, gram, style_loss, total_variation
+from lit_nst.losses import content_loss, gram, region_weights, style_loss, total_variation
 from lit_nst.preprocessing import Preprocess
 
 
@@ -27,7 +27,7 @@ class StyleRegion(NamedTuple):
 
 class RegionTargets(NamedTuple):
     grams: dict[str, Tensor]  # (1, C, C) per style layer: the blend of the region's styles' Grams
-    masks: dict[str, Tensor] | None  # (1, 1, h_l, w_l) per style layer: the region at that layer's size
+    weights: dict[str, Tensor] | None  # (1, 1, h_l, w_l) per style layer: the region at that layer's size
 
 
 class JobTargets(NamedTuple):
@@ -104,10 +104,13 @@ class StyleObjective(nn.Module):
                  for name in self.style_layers}  # fmt: skip
         if region.mask is None:
             return RegionTargets(grams, None)
-        # The region at each layer's resolution: the fraction of each feature's receptive cell inside it.
-        masks = {name: interpolate(region.mask[None].float(), size=content_features[name].shape[-2:], mode="area")
-                 for name in self.style_layers}  # fmt: skip
-        return RegionTargets(grams, masks)
+        # The region at each layer's resolution: the fraction of each feature's cell inside it.
+        weights = {}
+        for name in self.style_layers:
+            features = content_features[name]
+            mask = region.mask[None].to(features.device, torch.float32)
+            weights[name] = region_weights(interpolate(mask, size=features.shape[-2:], mode="area"))
+        return RegionTargets(grams, weights)
 
     def forward(self, images: Tensor | Sequence[Tensor], job_ids: Tensor | None = None) -> LossTerms:
         """Loss terms of the jobs `job_ids` (all if None), job j's picture being the corner of `images[j]`.
@@ -127,7 +130,7 @@ class StyleObjective(nn.Module):
         features = self.features(image)
         targets = self.targets[job]
         content = content_loss(features, targets.content, self.content_layers)
-        style = sum(style_loss(features, region.grams, self.style_layers, region.masks) for region in targets.regions)
+        style = sum(style_loss(features, region.grams, self.style_layers, region.weights) for region in targets.regions)
         tv = total_variation(image)
         total = self.content_weight * content + self.style_weight * style + self.tv_weight * tv
         return LossTerms(content, style, tv, total)

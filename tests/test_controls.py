@@ -9,7 +9,7 @@ from lit_nst.color import luminance_as_rgb, match_color, rgb_to_yiq, with_chroma
 from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
 from lit_nst.images import load_image
-from lit_nst.losses import gram, mean_squared_error
+from lit_nst.losses import gram, mean_squared_error, region_weights
 
 from .helpers import fit, painting, photo
 
@@ -157,7 +157,7 @@ def region_style_loss(cli, style: torch.Tensor, side: str) -> float:
         features, reference = objective.features(result[None]), objective.features(style[None])
         return sum(
             mean_squared_error(
-                gram(features[name], interpolate(mask, size=features[name].shape[-2:], mode="area")),
+                gram(features[name] * region_weights(interpolate(mask, size=features[name].shape[-2:], mode="area"))),
                 gram(reference[name]),
             ).item()
             for name in objective.style_layers
