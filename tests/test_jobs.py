@@ -56,6 +56,17 @@ def test_a_job_alone_and_in_a_batch_of_mixed_shapes_give_the_same_image(tmp_path
         assert (alone - batched).abs().max() <= 2 / 255, name
 
 
+def test_mixed_shapes_go_coarse_to_fine_each_at_its_own_size_as_if_alone(tmp_path):
+    contents = {"tubingen": photo("tubingen"), "astronaut": ASTRONAUT}
+    settings = ["--data.scales", "[32,48]", "--data.steps", "[4,4]", "--data.style", painting("the_scream")]
+    fit(tmp_path / "batch", "--data.content", listed(*contents.values()), "--output.dir", tmp_path / "batch", *settings)
+    for name, content in contents.items():
+        fit(tmp_path / name, "--data.content", content, "--output.dir", tmp_path / name, *settings)
+        alone, batched = (read(tmp_path / folder / f"{name}__the_scream.png") for folder in (name, "batch"))
+        assert batched.shape == ((3, 48, 48) if name == "astronaut" else (3, 36, 48))
+        assert (alone - batched).abs().max() <= 2 / 255, name
+
+
 def test_torch_lbfgs_is_refused_for_several_jobs(tmp_path):
     with pytest.raises(UsageError, match="JobwiseLBFGS"):
         fit(tmp_path, "--data.content", listed(photo("tubingen"), photo("golden_gate")),
