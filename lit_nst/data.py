@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from lit_nst.canvas import image_shape
 from lit_nst.errors import UsageError
 from lit_nst.images import image_to_tensor, load_image, load_mask, resize_longer_side
 from lit_nst.objective import StyleRegion
@@ -51,6 +52,11 @@ class StyleJob:
             mask = self.content_mask if path is None else self.style_masks[indices[0]]
             regions.append(StyleRegion([styles[i] for i in indices], [self.blend[i] / total for i in indices], mask))
         return regions
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(h, w) of the content, and so of the job's picture."""
+        return image_shape(self.content)
 
     @property
     def style(self) -> Tensor:
@@ -169,7 +175,7 @@ class StyleImages(L.LightningDataModule):
                 for c, group in self.groups]  # fmt: skip
 
     def _job(self, content_path: Path, style_paths: list[Path], content: Tensor, styles: list[Tensor]) -> StyleJob:
-        shape = (int(content.shape[-2]), int(content.shape[-1]))
+        shape = image_shape(content)
         masks = [None if path is None else load_mask(path, "style mask", shape) for path in self.style_masks]
         content_mask = None if self.content_mask is None else load_mask(self.content_mask, "content mask", shape)
         return StyleJob(content_path, style_paths, content, styles, self.blend, list(self.style_masks), masks,

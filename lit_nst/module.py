@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_nst.backbone import Arch, Pooling, VGGFeatures
-from lit_nst.canvas import crops, image_shape, pad_stack, resized
+from lit_nst.canvas import crops, pad_stack, resized
 from lit_nst.color import luminance_as_rgb, match_color, match_luminance, with_chroma
 from lit_nst.errors import DivergedError, UsageError
 from lit_nst.memory import check_fits, estimate_run_bytes, free_bytes, runtime_overhead_bytes
@@ -147,7 +147,7 @@ class StyleTransfer(L.LightningModule):
     def setup(self, stage: str) -> None:
         if self.target.numel() == 0:
             jobs = self._jobs()
-            self.image_shapes = [image_shape(job.content) for job in jobs]
+            self.image_shapes = [job.shape for job in jobs]
             # Filled in place, not replaced: LightningCLI builds `--optimizer` before `setup`, holding this
             # very Parameter object. One canvas for all jobs, whatever their shapes (see lit_nst.canvas).
             self.target.data = initial_image(self.init, pad_stack(self._working_contents(jobs)))
@@ -163,7 +163,7 @@ class StyleTransfer(L.LightningModule):
     def _prepare_scale(self) -> None:
         """Content and style targets of the current scale, on the device."""
         jobs = self._jobs()
-        self.image_shapes = [image_shape(job.content) for job in jobs]
+        self.image_shapes = [job.shape for job in jobs]
         working = [content.to(self.device) for content in self._working_contents(jobs)]
         self.register_buffer("original_contents", pad_stack([job.content for job in jobs]).to(self.device),
                              persistent=False)  # fmt: skip
@@ -200,7 +200,7 @@ class StyleTransfer(L.LightningModule):
     def estimate_memory(self, optimizer: torch.optim.Optimizer) -> int:
         """Peak bytes of a step of this run on its device (see lit_nst.memory)."""
         # At the output size: the last scale of a coarse-to-fine schedule is the largest.
-        shapes = [image_shape(job.content) for job in self.trainer.datamodule.jobs]
+        shapes = [job.shape for job in self.trainer.datamodule.jobs]
         if isinstance(optimizer, torch.optim.LBFGS | JobwiseLBFGS):
             # two vectors per curvature pair (one pair per step, up to history_size), plus direction,
             # previous gradient and flat gradient
@@ -225,7 +225,7 @@ class StyleTransfer(L.LightningModule):
     def _move_to_scale(self, index: int) -> None:
         """Coarse to fine: the result so far, upsampled, starts the next scale with a fresh optimiser."""
         self.scale_index = index
-        new_shapes = [image_shape(job.content) for job in self._jobs()]
+        new_shapes = [job.shape for job in self._jobs()]
         with torch.no_grad():
             upsampled = resized(self.target, self.image_shapes, new_shapes)
             self.target.data = upsampled.clamp(0.0, 1.0) if self.hparams.color != "luminance" else upsampled

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from torch.nn.functional import interpolate
 
 from lit_nst.backbone import VGGFeatures
-from lit_nst.canvas import crop
+from lit_nst.canvas import crop, image_shape
 from lit_nst.losses import content_loss, gram, region_weights, style_loss, total_variation
 from lit_nst.preprocessing import Preprocess
 
@@ -91,7 +91,7 @@ class StyleObjective(nn.Module):
             regions = [StyleRegion([job_styles], [1.0])] if isinstance(job_styles, Tensor) else job_styles
             self.targets.append(
                 JobTargets(
-                    shape=(int(content.shape[-2]), int(content.shape[-1])),
+                    shape=image_shape(content),
                     content={name: content_features[name].float() for name in self.content_layers},
                     regions=[self._region_targets(region, content_features) for region in regions],
                 )
