@@ -27,22 +27,28 @@ def activation_elements(backbone: VGGFeatures, height: int, width: int) -> tuple
 
 
 def estimate_run_bytes(
-    backbone: VGGFeatures, shapes: list[tuple[int, int]], optimizer_vectors: int, activation_bytes: int
+    backbone: VGGFeatures,
+    shapes: list[tuple[int, int]],
+    optimizer_vectors: int,
+    activation_bytes: int,
+    optimizer_on_pictures: bool = False,
 ) -> int:
     """Peak bytes of one step of jobs of (h, w) `shapes`: weights, every job's activations (their graphs
     live until backward), the backward pass's transients, the target canvas with its gradient, and the
-    optimizer's per-pixel vectors."""
+    optimizer's per-pixel vectors: over the whole canvas, or with `optimizer_on_pictures` (JobwiseLBFGS)
+    over each job's own pixels."""
     weights = sum(buffer.numel() * buffer.element_size() for buffer in backbone.buffers())
     per_job = [activation_elements(backbone, height, width) for height, width in shapes]
     # one canvas holds every job, at the largest height and width (see lit_nst.canvas)
-    image = len(shapes) * 3 * max(h for h, _ in shapes) * max(w for _, w in shapes) * 4
+    canvas = len(shapes) * 3 * max(h for h, _ in shapes) * max(w for _, w in shapes) * 4
+    pictures = sum(3 * h * w * 4 for h, w in shapes)
     # ReLU and conv outputs both stay alive; the backward holds about three activations of the largest layer.
     activations = sum(kept for kept, _ in per_job) * activation_bytes + 3 * max(largest for _, largest in per_job) * 4
     if activation_bytes < 4:
         # the losses' float32 copies of the layers they read (autocast's half weight copies were not
         # measurable at the peak, which is in the backward pass)
         activations += sum(tapped_elements(backbone, height, width) for height, width in shapes) * 4
-    return weights + activations + image * (2 + optimizer_vectors)
+    return weights + activations + 2 * canvas + optimizer_vectors * (pictures if optimizer_on_pictures else canvas)
 
 
 def runtime_overhead_bytes(device: torch.device) -> int:

@@ -209,7 +209,8 @@ class StyleTransfer(L.LightningModule):
         else:
             vectors = 2  # Adam's moments; an overestimate for SGD
         half = self.trainer.precision in ("bf16-mixed", "16-mixed", "bf16-true", "16-true")
-        tensors = estimate_run_bytes(self.objective.backbone, shapes, vectors, 2 if half else 4)
+        jobwise = isinstance(optimizer, JobwiseLBFGS)
+        tensors = estimate_run_bytes(self.objective.backbone, shapes, vectors, 2 if half else 4, jobwise)
         return tensors + runtime_overhead_bytes(self.device)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:

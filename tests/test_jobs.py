@@ -164,3 +164,8 @@ def test_memory_estimate_grows_with_pixels_and_history():
     weights = sum(b.numel() * b.element_size() for b in backbone.buffers())
     assert (large - weights) == pytest.approx(4 * (small - weights), rel=0.05)
     assert estimate_run_bytes(backbone, [(256, 256)], 203, 4) > small
+    # a landscape and a portrait photo: the canvas is square, but L-BFGS histories hold each picture's pixels
+    mixed = [(192, 256), (256, 192)]
+    padding = 2 * 3 * (256 * 256 - 192 * 256) * 4  # bytes of one vector's padding, both jobs
+    on_canvas = estimate_run_bytes(backbone, mixed, 203, 4)
+    assert on_canvas - estimate_run_bytes(backbone, mixed, 203, 4, optimizer_on_pictures=True) == 203 * padding
