@@ -57,6 +57,11 @@ def painting(name: str) -> str:
     return str(require_shared(STYLE / f"{name}.jpg"))
 
 
+def job(size: int = 48, content: str = "tubingen", style: str = "starry_night") -> list[str]:
+    """The flags of one job on the shared test photo and painting, by stem."""
+    return ["--data.content", photo(content), "--data.style", painting(style), "--data.size", str(size)]
+
+
 def require_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is missing: these tests need the project's ../shared folder")

@@ -8,7 +8,7 @@ import torch
 
 from lit_nst.images import image_to_tensor, load_image, resize_longer_side
 
-from .helpers import CONTENT, REPO, STYLE, VGG16_CAFFE, fit, require_shared, run_lit_nst
+from .helpers import CONTENT, REPO, STYLE, VGG16_CAFFE, fit, job, require_shared, run_lit_nst
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
@@ -44,16 +44,14 @@ def test_lit_nst_fit_stylizes_a_photo_with_real_vgg16_weights(tmp_path):
 
 def test_default_output_is_stylized_png_in_the_log_directory(tmp_path):
     cli = fit(
-        tmp_path, "--data.content", require_shared(CONTENT / "golden_gate.jpg"),
-        "--data.style", require_shared(STYLE / "the_scream.jpg"), "--data.size", "32", "--trainer.max_steps", "2",
+        tmp_path, *job(32, "golden_gate", "the_scream"), "--trainer.max_steps", "2"
     )  # fmt: skip
     assert (Path(cli.trainer.log_dir) / "stylized.png").is_file()
 
 
 def test_snapshots_every_n_steps(tmp_path):
     fit(
-        tmp_path, "--data.content", require_shared(CONTENT / "golden_gate.jpg"),
-        "--data.style", require_shared(STYLE / "the_scream.jpg"), "--data.size", "32", "--trainer.max_steps", "4",
+        tmp_path, *job(32, "golden_gate", "the_scream"), "--trainer.max_steps", "4",
         "--output.path", tmp_path / "out.png", "--output.every_n_steps", "2",
     )  # fmt: skip
     assert sorted(p.name for p in tmp_path.glob("out*.png")) == ["out.png", "out_step00002.png", "out_step00004.png"]
@@ -62,9 +60,7 @@ def test_snapshots_every_n_steps(tmp_path):
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
 def test_every_shipped_config_runs_at_toy_size(tmp_path, config):
     cli = fit(
-        tmp_path, "--config", config, "--data.content", require_shared(CONTENT / "tubingen.jpg"),
-        "--data.style", require_shared(STYLE / "starry_night.jpg"), "--data.size", "32", "--trainer.max_steps", "2",
-        "--output.path", tmp_path / "out.png",
+        tmp_path, "--config", config, *job(32), "--trainer.max_steps", "2", "--output.path", tmp_path / "out.png",
     )  # fmt: skip
     assert cli.trainer.global_step == 2
     assert (tmp_path / "out.png").is_file()
@@ -73,8 +69,7 @@ def test_every_shipped_config_runs_at_toy_size(tmp_path, config):
 
 def test_a_run_ends_with_a_metrics_table_and_logs_metrics_and_snapshots(tmp_path):
     result = run_lit_nst(
-        "fit", "--data.content", require_shared(CONTENT / "tubingen.jpg"),
-        "--data.style", require_shared(STYLE / "starry_night.jpg"), "--data.size", "48", "--trainer.max_steps", "6",
+        "fit", *job(48), "--trainer.max_steps", "6",
         "--trainer.val_check_interval", "3", "--output.every_n_steps", "3",
         "--trainer.default_root_dir", tmp_path, "--output.path", tmp_path / "out.png",
     )  # fmt: skip
@@ -94,9 +89,8 @@ def test_a_run_ends_with_a_metrics_table_and_logs_metrics_and_snapshots(tmp_path
 
 def test_panel_shows_content_style_and_result_side_by_side(tmp_path):
     fit(
-        tmp_path, "--data.content", require_shared(CONTENT / "tubingen.jpg"),
-        "--data.style", require_shared(STYLE / "starry_night.jpg"), "--data.size", "48", "--trainer.max_steps", "2",
-        "--output.path", tmp_path / "out.png", "--output.panel", "true",
+        tmp_path, *job(48), "--trainer.max_steps", "2", "--output.path", tmp_path / "out.png",
+        "--output.panel", "true",
     )  # fmt: skip
     panel = load_image(tmp_path / "out_panel.png", "panel")
     result = load_image(tmp_path / "out.png", "result")

@@ -10,19 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from .helpers import CONTENT, STYLE, fit, require_shared, run_lit_nst
+from .helpers import STYLE, fit, job, require_shared, run_lit_nst
 
 OPTIMIZERS = {
     "LBFGS": ["--optimizer", "LBFGS", "--optimizer.lr", "1", "--optimizer.max_iter", "1"],
     "Adam": ["--optimizer", "Adam", "--optimizer.lr", "0.02"],
 }
-
-
-def job(size: int = 48, content: str = "tubingen", style: str = "starry_night") -> list[str]:
-    return [
-        "--data.content", str(require_shared(CONTENT / f"{content}.jpg")),
-        "--data.style", str(require_shared(STYLE / f"{style}.jpg")), "--data.size", str(size),
-    ]  # fmt: skip
 
 
 def last_checkpoint(root: Path) -> dict:
