@@ -95,7 +95,6 @@ class StyleTransfer(L.LightningModule):
         self.optimizer_loss_scale = 1.0
         self.quality: list[dict] = []  # the last validation's metrics, one row per job of this rank
         self.scale_index = 0  # where in the coarse-to-fine schedule the target is
-        self.image_shapes: list[tuple[int, int]] = []  # each job's (h, w) corner of the target canvas
         # Filled per scale in `_prepare_scale`, on the device: the photos (for metrics and luminance mode),
         # and with a content mask, the mask and the working photos that the black part keeps.
         for name in ("original_contents", "content_masks", "kept_contents"):
@@ -147,13 +146,17 @@ class StyleTransfer(L.LightningModule):
     def setup(self, stage: str) -> None:
         if self.target.numel() == 0:
             jobs = self._jobs()
-            self.image_shapes = [job.shape for job in jobs]
             # Filled in place, not replaced: LightningCLI builds `--optimizer` before `setup`, holding this
             # very Parameter object. One canvas for all jobs, whatever their shapes (see lit_nst.canvas).
             self.target.data = initial_image(self.init, pad_stack(self._working_contents(jobs)))
 
     def _jobs(self) -> list:
         return self.trainer.datamodule.jobs_at_scale(self.scale_index)
+
+    @property
+    def image_shapes(self) -> list[tuple[int, int]]:
+        """Each job's (h, w) corner of the target canvas at the current scale."""
+        return [job.shape for job in self._jobs()]
 
     def _working_contents(self, jobs: list) -> list[Tensor]:
         """What the network is shown of the contents of `jobs`."""
@@ -163,7 +166,6 @@ class StyleTransfer(L.LightningModule):
     def _prepare_scale(self) -> None:
         """Content and style targets of the current scale, on the device."""
         jobs = self._jobs()
-        self.image_shapes = [job.shape for job in jobs]
         working = [content.to(self.device) for content in self._working_contents(jobs)]
         self.register_buffer("original_contents", pad_stack([job.content for job in jobs]).to(self.device),
                              persistent=False)  # fmt: skip
@@ -225,10 +227,10 @@ class StyleTransfer(L.LightningModule):
 
     def _move_to_scale(self, index: int) -> None:
         """Coarse to fine: the result so far, upsampled, starts the next scale with a fresh optimiser."""
+        old_shapes = self.image_shapes
         self.scale_index = index
-        new_shapes = [job.shape for job in self._jobs()]
         with torch.no_grad():
-            upsampled = resized(self.target, self.image_shapes, new_shapes)
+            upsampled = resized(self.target, old_shapes, self.image_shapes)
             self.target.data = upsampled.clamp(0.0, 1.0) if self.hparams.color != "luminance" else upsampled
         reset_optimizer_state(self.optimizers().optimizer)
         self._prepare_scale()
