@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from lit_nst.backbone import Arch, Pooling, VGGFeatures
 from lit_nst.canvas import crops, pad_stack, resized
+from lit_nst.clamping import clamp_for_loss
 from lit_nst.color import luminance_as_rgb, match_color, match_luminance, with_chroma
 from lit_nst.errors import DivergedError, UsageError
 from lit_nst.memory import check_fits, estimate_run_bytes, free_bytes, runtime_overhead_bytes
@@ -230,8 +231,9 @@ class StyleTransfer(L.LightningModule):
         old_shapes = self.image_shapes
         self.scale_index = index
         with torch.no_grad():
-            upsampled = resized(self.target, old_shapes, self.image_shapes)
-            self.target.data = upsampled.clamp(0.0, 1.0) if self.hparams.color != "luminance" else upsampled
+            # The picture as written, upsampled; clamped again, as bicubic overshoots at edges.
+            upsampled = resized(self.target.clamp(0.0, 1.0), old_shapes, self.image_shapes)
+            self.target.data = upsampled.clamp(0.0, 1.0)
         reset_optimizer_state(self.optimizers().optimizer)
         self._prepare_scale()
 
@@ -266,13 +268,14 @@ class StyleTransfer(L.LightningModule):
         return style
 
     def picture(self) -> Tensor:
-        """The canvas the network sees: the target, with the photo kept where a content mask is black."""
+        """The canvas the network sees: the target as written, in [0, 1], the photo kept where a mask is black."""
+        target = clamp_for_loss(self.target)
         if self.content_masks is None:
-            return self.target
-        return self.kept_contents + self.content_masks * (self.target - self.kept_contents)
+            return target
+        return self.kept_contents + self.content_masks * (target - self.kept_contents)
 
     def result(self) -> list[Tensor]:
-        """Each job's image as it would be written: (3, h, w) clamped to [0, 1]."""
+        """Each job's image as it is written: (3, h, w) in [0, 1]."""
         image = self.picture().detach()
         if self.hparams.color == "luminance":
             image = with_chroma(image, self.original_contents)

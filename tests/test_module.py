@@ -2,7 +2,7 @@ import torch
 
 from lit_nst.module import initial_image, normalised_layer_weights
 
-from .helpers import fit
+from .helpers import fit, job
 
 
 def tiny_run(tmp_path, images, weights, *args):
@@ -59,6 +59,17 @@ def test_adam_keeps_the_target_in_range_after_every_step(tmp_path, small_images,
 def test_lbfgs_is_not_clamped_between_steps(tmp_path, small_images, random_weights):
     cli = tiny_run(tmp_path, small_images, random_weights["vgg19"], "--optimizer", "LBFGS")
     assert not cli.model.clamp_every_step
+
+
+def test_lbfgs_minimises_the_loss_of_the_image_as_written(tmp_path):
+    # Real weights: with random ones L-BFGS's gradients are too small to move any pixel out of range.
+    cli = fit(tmp_path, *job(48), "--trainer.max_steps", 6, "--output.path", tmp_path / "out.png")
+    target = cli.model.target.detach()
+    assert target.min() < 0.0 or target.max() > 1.0  # L-BFGS's iterate did leave [0, 1]
+    with torch.no_grad():
+        optimised = cli.model.objective(cli.model.picture()).total
+        written = cli.model.objective(cli.model.result()).total
+    assert torch.allclose(optimised, written)
 
 
 def test_layer_weights_default_to_equal_and_sum_to_one():
