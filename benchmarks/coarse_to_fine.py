@@ -1,11 +1,13 @@
 """Coarse-to-fine against single-scale L-BFGS: objective reached at the output size, and time taken.
 
-    python benchmarks/coarse_to_fine.py [--size 192] [--single 100] [--schedules 96:60,192:30 96:80,192:30] [--write]
+    python benchmarks/coarse_to_fine.py [--size 192] [--single 100 60] [--schedules 96:60,192:30 96:80,192:30] [--write]
 
-Both runs use configs/gatys.yaml's objective; the objective of each final image is evaluated at the
-output size with the same targets. "command" is the whole `lit-nst fit` in this process (weights
-already cached, the last checkpoint write included); "loop" is Lightning's fit loop alone (the steps,
-scale changes and the final checkpoint included; not start-up). `--write` puts the table into BENCHMARKS.md.
+Every run uses configs/gatys.yaml's objective; the objective of each written image is evaluated at the
+output size with the same targets. The first `--single` step count is the reference of the ratios; the
+others show what single-scale L-BFGS reaches in the time a schedule takes. "command" is the whole
+`lit-nst fit` in this process (weights already cached, the last checkpoint write included); "loop" is
+Lightning's fit loop alone (the steps, scale changes and the final checkpoint included; not start-up).
+`--write` puts the table into BENCHMARKS.md.
 """
 
 import argparse
@@ -56,30 +58,31 @@ _FitLoop.run = _timed_run
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=192)
-    parser.add_argument("--single", type=int, default=100)
+    parser.add_argument("--single", type=int, nargs="+", default=[100, 60])
     parser.add_argument("--schedules", nargs="+", default=["96:60,192:40", "96:75,192:36", "48:50,96:30,192:40"])
     parser.add_argument("--write", action="store_true", help="also write the table into BENCHMARKS.md")
     args = parser.parse_args()
-    single_time, single_loop, single_image, single = run(
-        ["--data.size", str(args.size), "--trainer.max_steps", str(args.single)]
-    )
-    objective = single.model.objective  # every result judged by the same objective at the output size
-    with torch.no_grad():
-        single_total = objective([single_image]).total.item()
-    rows = [
-        f"| single scale {args.size} | {args.single} | {single_time:.1f} | {single_loop:.1f} | {single_total:,.0f} | "
-        "1.00 | 1.00 | 1.000 |"
-    ]
+    size = str(args.size)
+    runs = [(f"single scale {size}", str(steps), ["--data.size", size, "--trainer.max_steps", str(steps)])
+            for steps in args.single]  # fmt: skip
     for schedule in args.schedules:
-        scales = [int(part.split(":")[0]) for part in schedule.split(",")]
-        steps = [int(part.split(":")[1]) for part in schedule.split(",")]
-        seconds, loop, image, _ = run(["--data.scales", str(scales), "--data.steps", str(steps)])
+        scales = [part.split(":")[0] for part in schedule.split(",")]
+        steps = [part.split(":")[1] for part in schedule.split(",")]
+        runs.append((" → ".join(scales), " + ".join(steps), ["--data.scales", f"[{','.join(scales)}]",
+                                                            "--data.steps", f"[{','.join(steps)}]"]))  # fmt: skip
+    rows, objective, reference = [], None, None
+    for name, steps, flags in runs:
+        seconds, loop, image, cli = run(flags)
+        if objective is None:  # every result judged by the same objective, the first run's, at the output size
+            objective = cli.model.objective
         with torch.no_grad():
             total = objective([image]).total.item()
+        reference = reference or (seconds, loop, total)
         rows.append(
-            f"| {' → '.join(map(str, scales))} | {' + '.join(map(str, steps))} | {seconds:.1f} | {loop:.1f} | "
-            f"{total:,.0f} | {seconds / single_time:.2f} | {loop / single_loop:.2f} | {total / single_total:.3f} |"
+            f"| {name} | {steps} | {seconds:.1f} | {loop:.1f} | {total:,.0f} | {seconds / reference[0]:.2f} | "
+            f"{loop / reference[1]:.2f} | {total / reference[2]:.3f} |"
         )
+        print(rows[-1], flush=True)
     table = "\n".join([
         f"| run | steps | command s | loop s | objective at {args.size} px | command time ratio | loop time ratio | "
         "objective ratio |",
