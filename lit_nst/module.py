@@ -231,7 +231,7 @@ class StyleTransfer(L.LightningModule):
         old_shapes = self.image_shapes
         self.scale_index = index
         with torch.no_grad():
-            # The picture as written, upsampled; clamped again, as bicubic overshoots at edges.
+            # The target as the loss sees it (clamped), upsampled; clamped again, as bicubic overshoots at edges.
             upsampled = resized(self.target.clamp(0.0, 1.0), old_shapes, self.image_shapes)
             self.target.data = upsampled.clamp(0.0, 1.0)
         reset_optimizer_state(self.optimizers().optimizer)
