@@ -9,6 +9,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torchvision.models.vgg import cfgs, make_layers
 
 from lit_nst.errors import UsageError
@@ -91,12 +92,35 @@ class VGGFeatures(nn.Module):
                     layer.register_buffer(name, tensor, persistent=False)
         self.features = features
         self.taps = {indices[name]: name for name in layers}
+        self.convolutions = [index for index, layer in enumerate(features) if isinstance(layer, nn.Conv2d)]
+        self._autocast_weights: tuple[tuple, dict[int, tuple[Tensor, Tensor]]] | None = None
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         """(B, 3, H, W) preprocessed images -> {layer name: (B, C, h, w) activation}."""
+        convolutions = self._convolution_weights(image.device)
         activations = {}
         for index, layer in enumerate(self.features):
-            image = layer(image)
+            if convolutions is not None and index in convolutions:
+                image = F.conv2d(image, *convolutions[index], stride=layer.stride, padding=layer.padding)
+            else:
+                image = layer(image)
             if index in self.taps:
                 activations[self.taps[index]] = image
         return activations
+
+    def _convolution_weights(self, device: torch.device) -> dict[int, tuple[Tensor, Tensor]] | None:
+        """Under autocast, the convolutions' weights in its dtype, cast once and kept; None otherwise.
+
+        Autocast caches its casts of parameters only, and these are buffers: without this copy every forward
+        of every job would cast the whole VGG again.
+        """
+        if not torch.is_autocast_enabled(device.type):
+            return None
+        dtype = torch.get_autocast_dtype(device.type)
+        first = self.features[self.convolutions[0]].weight
+        key = (dtype, first.device, first.data_ptr())  # a move to another device makes new buffers
+        if self._autocast_weights is None or self._autocast_weights[0] != key:
+            layers = {index: self.features[index] for index in self.convolutions}
+            copies = {index: (layer.weight.to(dtype), layer.bias.to(dtype)) for index, layer in layers.items()}
+            self._autocast_weights = (key, copies)
+        return self._autocast_weights[1]

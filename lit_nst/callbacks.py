@@ -1,5 +1,6 @@
 """What happens around the steps: writing the result image and its snapshots."""
 
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -10,7 +11,7 @@ from rich.table import Table
 
 from lit_nst.checkpointing import INTERRUPTIONS
 from lit_nst.errors import UsageError
-from lit_nst.images import check_writable, labelled_panel, save_image
+from lit_nst.images import check_writable, check_writable_folder, labelled_panel, save_image
 
 
 class ImageOutput(Callback):
@@ -34,7 +35,7 @@ class ImageOutput(Callback):
         if path is not None:
             check_writable(Path(path))
         if dir is not None:
-            check_writable(Path(dir) / "stylized.png")
+            check_writable_folder(Path(dir))
         self.path = path
         self.dir = dir
         self.every_n_steps = every_n_steps
@@ -78,7 +79,9 @@ class ImageOutput(Callback):
         for path, image, job in zip(self.paths, pl_module.result(), jobs, strict=True):
             save_image(image, path)
             if self.panel:
-                pictures = [("content", job.content), ("style", job.style), ("result", image)]
+                styles = [("style", job.styles[0])] if len(job.styles) == 1 else [
+                    (f"style {index}", style) for index, style in enumerate(job.styles, 1)]  # fmt: skip
+                pictures = [("content", job.content), *styles, ("result", image)]
                 save_image(labelled_panel(pictures, image.shape[-2]), path.with_name(f"{path.stem}_panel.png"))
 
 
@@ -117,3 +120,14 @@ class MetricsTable(Callback):
                 f"{row['tv']:.4f}",
             )
         Console(stderr=False).print(table)
+
+
+class RunNote(Callback):
+    """One line on stderr as the first step starts: after every check, so a refused run prints its error alone."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            print(f"lit-nst: {self.message}", file=sys.stderr)

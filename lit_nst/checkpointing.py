@@ -93,22 +93,37 @@ class RunCheckpoint(ModelCheckpoint):
 
 
 class GracefulInterrupt(Callback):
-    """Turns Ctrl-C into a stop between two steps, so the checkpoint never holds a half-made step."""
+    """Turns Ctrl-C and SIGTERM into a stop between two steps, so the checkpoint never holds a half-made step.
+
+    Under DDP every rank stops at the same step, whichever rank the signal reached (a scheduler may signal
+    the launcher only): the ranks agree on it at the start of each step. Lightning's own SIGTERM handler is
+    replaced for the run, as it broadcasts from inside the handler and hangs a rank waiting in a collective.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
-        self.requested = False
-        self.previous_handler: Any = None
+        self.received: set[int] = set()
+        self.previous_handlers: dict[int, Any] = {}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.previous_handler = signal.signal(signal.SIGINT, self._request)
+        self.received.clear()
+        for signum in self.SIGNALS:
+            self.previous_handlers[signum] = signal.signal(signum, self._request)
 
     def _request(self, signum: int, frame: Any) -> None:
-        if self.requested:  # a second Ctrl-C stops at once
+        if signum == signal.SIGINT and signum in self.received:  # a second Ctrl-C stops at once
             raise KeyboardInterrupt
-        self.requested = True
+        self.received.add(signum)
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, index: int) -> None:
-        if self.requested:
+        received = torch.tensor([signum in self.received for signum in self.SIGNALS], dtype=torch.int32)
+        if trainer.world_size > 1:
+            received = trainer.strategy.reduce(received.to(pl_module.device), reduce_op="sum").cpu()
+        interrupt, terminate = received.tolist()
+        if terminate:
+            raise SIGTERMException
+        if interrupt:
             raise KeyboardInterrupt
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -118,6 +133,6 @@ class GracefulInterrupt(Callback):
         self._restore()
 
     def _restore(self) -> None:
-        if self.previous_handler is not None:
-            signal.signal(signal.SIGINT, self.previous_handler)
-            self.previous_handler = None
+        for signum, handler in self.previous_handlers.items():
+            signal.signal(signum, handler)
+        self.previous_handlers.clear()

@@ -11,38 +11,53 @@ from jsonargparse import ArgumentError
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from lit_nst.callbacks import ImageOutput, MetricsTable
+from lit_nst.callbacks import ImageOutput, MetricsTable, RunNote
 from lit_nst.checkpointing import AtomicCheckpointIO, GracefulInterrupt, RunCheckpoint
 from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
 from lit_nst.module import StyleTransfer
+from lit_nst.precision import check_precision, default_precision
 from lit_nst.progress import StepProgressBar
 from lit_nst.resume import check_same_job, read_checkpoint_record
 
-DEFAULT_MAX_STEPS = 500
+DEFAULTS = Path(__file__).with_name("defaults.yaml")
+DEFAULT_MAX_STEPS = 500  # a single-scale run's length when --trainer.max_steps is not given
 
 
 class StyleTransferCLI(LightningCLI):
+    console_reports = True  # the precision chosen and the metrics table; off where a notebook shows the result
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ImageOutput, "output")
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.set_defaults(
             {
-                "trainer.max_steps": DEFAULT_MAX_STEPS,
                 "trainer.log_every_n_steps": 1,
                 "trainer.enable_model_summary": False,
+                "trainer.precision": None,  # chosen for the device in `_instantiate_trainer`
             }
         )
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         callbacks = [*callbacks, GracefulInterrupt()]
+        if config.get("enable_checkpointing") is False:  # no checkpoint at all: not even last.ckpt
+            callbacks = [callback for callback in callbacks if not isinstance(callback, RunCheckpoint)]
         # The rich bar is our default, but only where the user has not turned progress bars off.
         if config.get("enable_progress_bar") is not False:
             callbacks.append(StepProgressBar())
-        callbacks.append(MetricsTable())  # after the bar, so the table comes after its last line
+        if self.console_reports:
+            callbacks.append(MetricsTable())  # after the bar, so the table comes after its last line
         if not config.get("plugins"):
             config["plugins"] = [AtomicCheckpointIO()]
+        # Before the Trainer exists, so that a refusal is the only line printed.
+        settings = self.config[self.subcommand] if self.subcommand else self.config
+        check_precision(str(config.get("precision")), self._optimizer_name(settings) in ("LBFGS", "JobwiseLBFGS"))
+        if config.get("precision") is None:
+            config["precision"], why = default_precision(config.get("accelerator", "auto"), config.get("strategy"))
+            if self.console_reports:
+                callbacks.append(RunNote(f"precision {config['precision']}: {why} (--trainer.precision to choose)"))
         return super()._instantiate_trainer(config, callbacks)
 
     def _parse_ckpt_path(self) -> None:
@@ -53,19 +68,17 @@ class StyleTransferCLI(LightningCLI):
         """Apply a coarse-to-fine schedule's step count; resolve `--ckpt_path last` to our fixed file and refuse
         a checkpoint of another job, before any step."""
         config = self.config_init[self.subcommand]
-        if self.datamodule.steps:
-            # A coarse-to-fine schedule says how many steps the run takes; a smaller explicit
-            # --trainer.max_steps stops it early (to be resumed later).
-            total, asked = sum(self.datamodule.steps), self.trainer.max_steps
-            if asked in (DEFAULT_MAX_STEPS, -1) or asked > total:
-                self.trainer.fit_loop.epoch_loop.max_steps = total
+        self.trainer.fit_loop.epoch_loop.max_steps = self._max_steps(self.trainer.max_steps)
         ckpt_path = config.get("ckpt_path")
         if ckpt_path is None:
             return
+        if self.trainer.checkpoint_callback is None:
+            raise UsageError("--ckpt_path needs checkpoints: drop --trainer.enable_checkpointing false")
         if ckpt_path == "last":
             last = self.trainer.checkpoint_callback.last_path(self.trainer)
             if not last.is_file():
-                print(f"lit-nst: no checkpoint at {last} yet: starting fresh", file=sys.stderr)
+                if rank_zero_only.rank == 0:
+                    print(f"lit-nst: no checkpoint at {last} yet: starting fresh", file=sys.stderr)
                 config["ckpt_path"] = None
                 return
             config["ckpt_path"] = ckpt_path = str(last)
@@ -73,12 +86,28 @@ class StyleTransferCLI(LightningCLI):
         record = read_checkpoint_record(path)
         identity = {**self.model.identity(), **self.datamodule.identity()}
         check_same_job(path, record, identity, self._optimizer_name(config))
-        if 0 < self.trainer.max_steps <= record["global_step"]:
+        if 0 < self.trainer.max_steps <= record["global_step"] and rank_zero_only.rank == 0:
             print(
                 f"lit-nst: {path} is already at step {record['global_step']} of --trainer.max_steps "
                 f"{self.trainer.max_steps}: rewriting the output image",
                 file=sys.stderr,
             )
+
+    def _max_steps(self, asked: int) -> int:
+        """The run's length: a coarse-to-fine schedule's sum of steps, else `DEFAULT_MAX_STEPS`; an explicit
+        --trainer.max_steps (Lightning's -1 means unset) stops earlier, and says so where it cuts a schedule."""
+        scheduled = sum(self.datamodule.steps)
+        if asked < 0:
+            return scheduled or DEFAULT_MAX_STEPS
+        if scheduled and asked != scheduled:
+            what = "stops the schedule early" if asked < scheduled else "is beyond the schedule's end"
+            if rank_zero_only.rank == 0:
+                print(f"lit-nst: --trainer.max_steps {asked} {what}: the schedule --data.steps {self.datamodule.steps}"
+                      f" takes {scheduled} steps; the run stops at step {min(asked, scheduled)}"
+                      f"{' (resume with --ckpt_path last)' if asked < scheduled else ''}",
+                      file=sys.stderr)  # fmt: skip
+            return min(asked, scheduled)
+        return asked
 
     @staticmethod
     def _optimizer_name(config: Any) -> str:
@@ -89,9 +118,12 @@ class StyleTransferCLI(LightningCLI):
         return class_path.rsplit(".", 1)[-1]
 
 
-def cli_main(args: list[str] | None = None, run: bool = True) -> StyleTransferCLI:
+def cli_main(
+    args: list[str] | None = None, run: bool = True, cli_class: type[StyleTransferCLI] = StyleTransferCLI
+) -> StyleTransferCLI:
     """LightningCLI over lit-nst; `args` as on the command line (tests pass a list)."""
-    return StyleTransferCLI(
+    defaults = {"default_config_files": [str(DEFAULTS)]}
+    return cli_class(
         StyleTransfer,
         StyleImages,
         args=args,
@@ -100,7 +132,8 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> StyleTransferCL
         trainer_defaults={"num_sanity_val_steps": 0, "use_distributed_sampler": False},
         save_config_kwargs={"overwrite": True},
         seed_everything_default=0,
-        parser_kwargs={"exit_on_error": False},
+        # JobwiseLBFGS named as the optimizer in a default config, so `--optimizer.lr 0.5` alone sets its rate.
+        parser_kwargs={"exit_on_error": False, **({"fit": defaults} if run else defaults)},
     )
 
 
@@ -115,7 +148,12 @@ def main() -> None:
     except SIGTERMException:
         raise SystemExit(128 + signal.SIGTERM) from None  # the checkpoint callback has said how to resume
     except ArgumentError as error:
-        fail(f"{' '.join(str(error).split())} (see lit-nst fit --help)")
+        fail(argument_error_message(error))
+
+
+def argument_error_message(error: ArgumentError) -> str:
+    """jsonargparse's message on one line, with where to look."""
+    return f"{' '.join(str(error).split())} (see lit-nst fit --help)"
 
 
 def quiet_lightning_advertising() -> None:
@@ -126,8 +164,12 @@ def quiet_lightning_advertising() -> None:
     warnings.filterwarnings("ignore", message=".*configure_optimizers` will be overridden by")
     warnings.filterwarnings("ignore", message="`isinstance.treespec, LeafSpec.` is deprecated")
     warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+    # Quality metrics are gathered from every rank before they are logged: the same value everywhere.
+    warnings.filterwarnings("ignore", message="It is recommended to use `self.log.'metrics/")
 
 
 def fail(message: str) -> None:
-    print(f"lit-nst: error: {message}", file=sys.stderr)
+    # Under DDP every rank runs this command and meets the same error: one line, from rank 0.
+    if rank_zero_only.rank == 0:
+        print(f"lit-nst: error: {message}", file=sys.stderr)
     raise SystemExit(2)

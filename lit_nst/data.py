@@ -1,6 +1,5 @@
 """What goes in: the content and style images of each job, and the per-step batches of job indices."""
 
-import hashlib
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lit_nst.canvas import image_shape
 from lit_nst.errors import UsageError
+from lit_nst.files import file_sha256
 from lit_nst.images import image_to_tensor, load_image, load_mask, resize_longer_side
 from lit_nst.objective import StyleRegion
 
@@ -82,10 +82,6 @@ class StyleJob:
         return identity
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class RepeatedJobs(Dataset):
     """Every item is the same batch of job indices: one item is one optimisation step over those jobs."""
 
@@ -150,7 +146,12 @@ class StyleImages(L.LightningDataModule):
                 "(null for a style that paints everywhere)"
             )
         one_job_per_content = style_blend is not None or style_masks is not None
-        if pairs == "zip" and len(contents) != len(styles) and not one_job_per_content:
+        if pairs == "zip" and one_job_per_content:
+            raise UsageError(
+                "--data.pairs zip does not apply with --data.style_blend or --data.style_masks: each content then "
+                "makes one job painted in all the styles; drop --data.pairs, or the blend for one job per pair"
+            )
+        if pairs == "zip" and len(contents) != len(styles):
             raise UsageError(
                 f"--data.pairs zip needs as many contents as styles, got {len(contents)} and {len(styles)}"
             )
@@ -167,6 +168,7 @@ class StyleImages(L.LightningDataModule):
             self.groups = [(c, [s]) for c, s in pairing]
         self._jobs_by_scale = [self._jobs_at(size) for size in self.scales]
         self.jobs = self._jobs_by_scale[-1]
+        check_names_unique(self.jobs)
 
     def _jobs_at(self, size: int) -> list[StyleJob]:
         contents = {c: self._load(c, "content", size) for c, _ in self.groups}
@@ -209,17 +211,31 @@ class StyleImages(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         steps = self.trainer.max_steps if self.trainer is not None and self.trainer.max_steps > 0 else 1
-        return DataLoader(RepeatedJobs(self._rank_job_ids(), steps), batch_size=None, shuffle=False)
+        return DataLoader(RepeatedJobs(self.rank_job_ids(), steps), batch_size=None, shuffle=False)
 
     def val_dataloader(self) -> DataLoader:
         """One batch of this rank's jobs: validation measures the current images."""
-        return DataLoader(RepeatedJobs(self._rank_job_ids(), 1), batch_size=None, shuffle=False)
+        return DataLoader(RepeatedJobs(self.rank_job_ids(), 1), batch_size=None, shuffle=False)
 
-    def _rank_job_ids(self) -> torch.Tensor:
+    def rank_job_ids(self) -> torch.Tensor:
+        """The jobs this process computes (all of them without DDP)."""
         # Each job on exactly one rank: no sampler padding duplicates a job, none is dropped.
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return torch.arange(len(self.jobs))[rank::world_size]
+
+
+def check_names_unique(jobs: list[StyleJob]) -> None:
+    """Every job's result has a file of its own: two jobs of one name would overwrite each other."""
+    seen: dict[str, StyleJob] = {}
+    for job in jobs:
+        if job.name in seen:
+            first = seen[job.name]
+            raise UsageError(
+                f"two jobs would both write {job.name}.png ({first.content_path} with {first.style_paths[0]}, and "
+                f"{job.content_path} with {job.style_paths[0]}): give each image a file name of its own"
+            )
+        seen[job.name] = job
 
 
 def validated_schedule(size: int, scales: list[int] | None, steps: list[int] | None) -> tuple[list[int], list[int]]:

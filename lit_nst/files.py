@@ -1,5 +1,7 @@
-"""Writing files so that a kill at any moment leaves either the old file or the new one, never half of one."""
+"""Files on disk: written so that a kill leaves the old file or the new one, never half; known by their content."""
 
+import functools
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -31,3 +33,14 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def file_sha256(path: Path) -> str:
+    """The file's hash, read once while the file is unchanged: checkpoints are written often, images rarely."""
+    status = path.stat()
+    return _sha256_of(path.resolve(), status.st_mtime_ns, status.st_size)
+
+
+@functools.cache
+def _sha256_of(path: Path, modified_ns: int, size: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -15,7 +15,8 @@ MIN_SIDE = 16  # below this the deepest VGG layers have no spatial extent left
 
 
 def load_image(path: str | Path, role: str) -> Image.Image:
-    """Read an image file as RGB: EXIF orientation applied, alpha composited over white."""
+    """Read an image file as a viewer shows it, in 8-bit RGB: EXIF orientation applied, 16-bit grey scaled,
+    alpha composited over white, palette, CMYK and the rest converted by Pillow."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{role} image {path} does not exist")
@@ -29,6 +30,16 @@ def load_image(path: str | Path, role: str) -> Image.Image:
         raise UsageError(f"{role} image {path} is not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise UsageError(f"{role} image {path} is truncated or corrupt ({error})") from None
+    return as_viewed(image)
+
+
+def as_viewed(image: Image.Image) -> Image.Image:
+    """A picture in any mode as 8-bit RGB, as a viewer shows it."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        # 16-bit grey (scanners, raw converters): Pillow's own conversion clips at 255, i.e. all but black is white.
+        image = image.convert("I").point(lambda value: value / 257 + 0.5).convert("L")
+    elif image.mode == "F":  # floating-point grey, taken as [0, 1]
+        image = image.point(lambda value: value * 255 + 0.5).convert("L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -79,12 +90,24 @@ def check_writable(path: Path) -> None:
     blocking_file = next((parent for parent in path.parents if parent.is_file()), None)
     if blocking_file is not None:
         raise UsageError(f"cannot write {path}: {blocking_file} is a file, not a directory")
+    _probe(path.parent, f".{path.name}.", f"cannot write {path}")
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Fail now if results cannot be written into `folder` (created if missing)."""
+    blocking_file = next((parent for parent in (folder, *folder.parents) if parent.is_file()), None)
+    if blocking_file is not None:
+        raise UsageError(f"cannot write into {folder}: {blocking_file} is a file, not a directory")
+    _probe(folder, ".lit-nst.", f"cannot write into {folder}")
+
+
+def _probe(folder: Path, prefix: str, failure: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=prefix, suffix=".probe"):
             pass
     except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+        raise UsageError(f"{failure}: {error.strerror or error}") from None
 
 
 def tensor_to_image(image: Tensor) -> Image.Image:

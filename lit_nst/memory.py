@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from lit_nst.backbone import VGGFeatures
-from lit_nst.errors import UsageError
+from lit_nst.optim import JobwiseLBFGS
 
 GIB = 1024**3
 
@@ -32,22 +32,25 @@ def estimate_run_bytes(
     optimizer_vectors: int,
     activation_bytes: int,
     optimizer_on_pictures: bool = False,
+    active_jobs: list[int] | None = None,
 ) -> int:
     """Peak bytes of one step of jobs of (h, w) `shapes`: weights, every job's activations (their graphs
     live until backward), the backward pass's transients, the target canvas with its gradient, and the
     optimizer's per-pixel vectors: over the whole canvas, or with `optimizer_on_pictures` (JobwiseLBFGS)
-    over each job's own pixels."""
+    over each job's own pixels. With `active_jobs`, only those jobs pass through the network (a DDP rank's)."""
     weights = sum(buffer.numel() * buffer.element_size() for buffer in backbone.buffers())
-    per_job = [activation_elements(backbone, height, width) for height, width in shapes]
+    active = shapes if active_jobs is None else [shapes[job] for job in active_jobs]
+    per_job = [activation_elements(backbone, height, width) for height, width in active] or [(0, 0)]
     # one canvas holds every job, at the largest height and width (see lit_nst.canvas)
     canvas = len(shapes) * 3 * max(h for h, _ in shapes) * max(w for _, w in shapes) * 4
     pictures = sum(3 * h * w * 4 for h, w in shapes)
     # ReLU and conv outputs both stay alive; the backward holds about three activations of the largest layer.
     activations = sum(kept for kept, _ in per_job) * activation_bytes + 3 * max(largest for _, largest in per_job) * 4
     if activation_bytes < 4:
-        # the losses' float32 copies of the layers they read (autocast's half weight copies were not
-        # measurable at the peak, which is in the backward pass)
-        activations += sum(tapped_elements(backbone, height, width) for height, width in shapes) * 4
+        # the losses' float32 copies of the layers they read, and the half-precision copy of the weights
+        # kept for the run (lit_nst.backbone)
+        activations += sum(tapped_elements(backbone, height, width) for height, width in active) * 4
+        weights += weights * activation_bytes // 4
     return weights + activations + 2 * canvas + optimizer_vectors * (pictures if optimizer_on_pictures else canvas)
 
 
@@ -84,13 +87,40 @@ def free_bytes(device: torch.device) -> int:
     return 1 << 62  # unknown: do not refuse
 
 
-def check_fits(estimate: int, free: int, size: int) -> None:
-    """Refuse a run that cannot fit, naming the estimate and the largest size that would."""
-    if estimate <= free:
-        return
+def estimate_fit_bytes(
+    backbone: VGGFeatures,
+    shapes: list[tuple[int, int]],
+    rank_jobs: list[int],
+    optimizer: torch.optim.Optimizer,
+    max_steps: int,
+    precision: str,
+    device: torch.device,
+) -> int:
+    """Peak bytes of one process of a run: the activations of its own jobs (`rank_jobs`), the whole canvas and
+    the optimizer's state over every job (each rank holds the target and updates all of it)."""
+    if isinstance(optimizer, torch.optim.LBFGS | JobwiseLBFGS):
+        # two vectors per curvature pair (one pair per step, up to history_size), plus direction,
+        # previous gradient and flat gradient
+        history = optimizer.defaults["history_size"]
+        vectors = 2 * min(history, max_steps if max_steps > 0 else history) + 3
+    else:
+        vectors = 2  # Adam's moments; an overestimate for SGD
+    activation_bytes = 2 if precision in ("bf16-mixed", "16-mixed", "bf16-true", "16-true") else 4
+    jobwise = isinstance(optimizer, JobwiseLBFGS)
+    tensors = estimate_run_bytes(backbone, shapes, vectors, activation_bytes, jobwise, rank_jobs)
+    return tensors + runtime_overhead_bytes(device)
+
+
+def fit_refusal(estimate: int, processes: int, free: int, size: int) -> str | None:
+    """Why a run of `processes` processes needing `estimate` bytes each cannot fit in `free`, naming the largest
+    size that would; None when it fits."""
+    needed = estimate * processes
+    if needed <= free:
+        return None
     # Everything but the weights grows with the pixel count, i.e. with size².
-    largest = int(size * (free / estimate) ** 0.5) // 16 * 16
-    raise UsageError(
-        f"this run needs about {estimate / GIB:.1f} GiB but the device has {free / GIB:.1f} GiB free: "
+    largest = int(size * (free / needed) ** 0.5) // 16 * 16
+    each = f" ({processes} processes of {estimate / GIB:.1f} GiB)" if processes > 1 else ""
+    return (
+        f"this run needs about {needed / GIB:.1f} GiB{each} but the device has {free / GIB:.1f} GiB free: "
         f"use --data.size {largest} or less, fewer jobs per device, or --trainer.precision bf16-mixed"
     )

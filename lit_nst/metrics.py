@@ -7,6 +7,8 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from lit_nst.objective import StyleObjective
 
+METRICS = ("ssim", "psnr", "style", "tv")  # the measures of each row, in table order
+
 
 def quality_metrics(
     objective: StyleObjective, results: Sequence[Tensor], contents: Sequence[Tensor], job_ids: Tensor

@@ -1,6 +1,8 @@
 """The LightningModule: the target image is the only parameter; the objective is frozen around it."""
 
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -12,14 +14,15 @@ from lit_nst.canvas import crops, pad_stack, resized
 from lit_nst.clamping import clamp_for_loss
 from lit_nst.color import luminance_as_rgb, match_color, match_luminance, with_chroma
 from lit_nst.errors import DivergedError, UsageError
-from lit_nst.memory import check_fits, estimate_run_bytes, free_bytes, runtime_overhead_bytes
-from lit_nst.metrics import quality_metrics
-from lit_nst.objective import LossTerms, StyleObjective
-from lit_nst.optim import JobwiseLBFGS, reset_optimizer_state
+from lit_nst.files import file_sha256
+from lit_nst.initial import Init, initial_image, job_seed
+from lit_nst.memory import estimate_fit_bytes, fit_refusal, free_bytes
+from lit_nst.metrics import METRICS, quality_metrics
+from lit_nst.objective import LossTerms, StyleObjective, normalised_layer_weights
+from lit_nst.optim import JobwiseLBFGS, apply_settings, optimizer_settings, reset_optimizer_state
 from lit_nst.preprocessing import Preprocess, PreprocessingName
 from lit_nst.weights import weight_source
 
-Init = Literal["content", "noise", "white"]
 Color = Literal["none", "luminance", "match"]
 
 DEFAULT_CONTENT_LAYERS = ("relu3_2", "relu4_2")
@@ -94,7 +97,7 @@ class StyleTransfer(L.LightningModule):
         self.target = nn.Parameter(torch.empty(0))
         self.clamp_every_step = True
         self.optimizer_loss_scale = 1.0
-        self.quality: list[dict] = []  # the last validation's metrics, one row per job of this rank
+        self.quality: list[dict] = []  # the last validation's metrics, one row per job (every job, on every rank)
         self.scale_index = 0  # where in the coarse-to-fine schedule the target is
         # Filled per scale in `_prepare_scale`, on the device: the photos (for metrics and luminance mode),
         # and with a content mask, the mask and the working photos that the black part keeps.
@@ -108,13 +111,17 @@ class StyleTransfer(L.LightningModule):
         # Under DDP each rank holds the whole target but computes only its own jobs.
         terms = self.objective(self.picture(), job_ids)
         total = terms.total.sum()
-        if not torch.isfinite(total):
+        distributed = self.trainer.world_size > 1
+        nonfinite = (~torch.isfinite(total)).float()
+        here = bool(nonfinite.item())  # before the reduction, which sums in place
+        # Every rank stops together: one rank alone leaving would cut the others off mid-collective.
+        if self.trainer.strategy.reduce(nonfinite, reduce_op="sum").item() if distributed else here:
+            value = total.item() if here else "non-finite on another process"
             raise DivergedError(
-                f"the loss became {total.item()} at step {self.global_step}: lower the learning rate "
+                f"the loss became {value} at step {self.global_step}: lower the learning rate "
                 "(--optimizer.lr) or the style weight (--model.style_weight); the last good checkpoint and "
                 "image were kept"
             )
-        distributed = self.trainer.world_size > 1
         self.log_dict(
             {
                 "loss/content": terms.content.sum(),
@@ -135,10 +142,21 @@ class StyleTransfer(L.LightningModule):
         """Quality of the current images: SSIM/PSNR against the content, style loss, total variation."""
         contents = crops(self.original_contents, self.image_shapes)
         rows = quality_metrics(self.objective, self.result(), contents, job_ids)
-        self.quality = rows
-        for key in ("ssim", "psnr", "style", "tv"):
-            values = torch.tensor([row[key] for row in rows], device=self.device)
-            self.log(f"metrics/{key}", values.mean(), sync_dist=self.trainer.world_size > 1)
+        # Every job's row on every rank: each rank measured its own jobs (none, on an idle rank).
+        table = torch.zeros(len(self.image_shapes), len(METRICS), device=self.device)
+        for row in rows:
+            table[row["job"]] = torch.tensor([row[key] for key in METRICS])
+        distributed = self.trainer.world_size > 1
+        if distributed:
+            table = self.trainer.strategy.reduce(table, reduce_op="sum")
+        self.quality = [{"job": job, **dict(zip(METRICS, values, strict=True))} for job, values in
+                        enumerate(table.tolist())]  # fmt: skip
+        names = [job.name for job in self.trainer.datamodule.jobs]
+        for column, key in enumerate(METRICS):
+            # The same on every rank already: no sync; batch_size 1, as a rank's batch size is its job count.
+            self.log(f"metrics/{key}", table[:, column].mean(), batch_size=1)
+            for job, name in enumerate(names if len(names) > 1 else []):
+                self.log(f"metrics/{key}/{name}", table[job, column], batch_size=1)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """L-BFGS (one history per job, one iteration per step), unless the CLI's `--optimizer` says otherwise."""
@@ -149,10 +167,19 @@ class StyleTransfer(L.LightningModule):
             jobs = self._jobs()
             # Filled in place, not replaced: LightningCLI builds `--optimizer` before `setup`, holding this
             # very Parameter object. One canvas for all jobs, whatever their shapes (see lit_nst.canvas).
-            self.target.data = initial_image(self.init, pad_stack(self._working_contents(jobs)))
+            seeds = [job_seed(torch.initial_seed(), job.identity()) if self.init == "noise" else 0 for job in jobs]
+            starts = [initial_image(self.init, content, seed) for content, seed in zip(
+                self._working_contents(jobs), seeds, strict=True)]  # fmt: skip
+            self.target.data = pad_stack(starts, self.canvas_shape)
 
     def _jobs(self) -> list:
         return self.trainer.datamodule.jobs_at_scale(self.scale_index)
+
+    @property
+    def canvas_shape(self) -> tuple[int, int]:
+        """(H, W) of the target canvas: the largest height and width of the jobs at the output size."""
+        shapes = [job.shape for job in self.trainer.datamodule.jobs]
+        return max(h for h, _ in shapes), max(w for _, w in shapes)
 
     @property
     def image_shapes(self) -> list[tuple[int, int]]:
@@ -168,12 +195,14 @@ class StyleTransfer(L.LightningModule):
         """Content and style targets of the current scale, on the device."""
         jobs = self._jobs()
         working = [content.to(self.device) for content in self._working_contents(jobs)]
-        self.register_buffer("original_contents", pad_stack([job.content for job in jobs]).to(self.device),
+        canvas = self.canvas_shape
+        self.register_buffer("original_contents", pad_stack([job.content for job in jobs], canvas).to(self.device),
                              persistent=False)  # fmt: skip
         has_content_mask = jobs[0].content_mask is not None
-        self.register_buffer("content_masks", pad_stack([job.content_mask for job in jobs]).to(self.device)
+        self.register_buffer("content_masks", pad_stack([job.content_mask for job in jobs], canvas).to(self.device)
                              if has_content_mask else None, persistent=False)  # fmt: skip
-        self.register_buffer("kept_contents", pad_stack(working) if has_content_mask else None, persistent=False)
+        self.register_buffer("kept_contents", pad_stack(working, canvas) if has_content_mask else None,
+                             persistent=False)  # fmt: skip
         regions = [job.regions([self._styled_input(style.to(self.device), job.content.to(self.device))
                                 for style in job.styles]) for job in jobs]  # fmt: skip
         self.objective.set_targets(working, regions)
@@ -190,31 +219,39 @@ class StyleTransfer(L.LightningModule):
             )
         # Before any work on the device: a run that cannot fit is refused, not killed halfway.
         self.memory_estimate = self.estimate_memory(optimizer)
-        check_fits(self.memory_estimate, free_bytes(self.device), self.trainer.datamodule.size)
+        # DDP processes on a CPU share the machine's memory; on GPUs each has its own device.
+        processes = self.trainer.num_devices if self.device.type == "cpu" else 1
+        refusal = fit_refusal(self.memory_estimate, processes, free_bytes(self.device), self.trainer.datamodule.size)
+        if self.trainer.world_size > 1:  # every rank refuses, or none: a rank left alone would wait forever
+            refused = torch.tensor(float(refusal is not None), device=self.device)
+            if self.trainer.strategy.reduce(refused, reduce_op="sum").item() and refusal is None:
+                refusal = "another process's device cannot hold its share of this run: use fewer jobs per device"
+        if refusal is not None:
+            raise UsageError(refusal)
         # L-BFGS's curvature history assumes the iterate it produced; clamping it each step breaks it.
         quasi_newton = isinstance(optimizer, torch.optim.LBFGS | JobwiseLBFGS)
         self.clamp_every_step = not quasi_newton
         self.optimizer_loss_scale = LBFGS_LOSS_SCALE if quasi_newton else 1.0
+        # A resume restores the checkpoint's optimiser settings after this hook; this command's win (on_train_start).
+        self.optimizer_settings = optimizer_settings(optimizer)
         # Targets are computed here, after the move to the accelerator, not in `setup` on the CPU.
         self._prepare_scale()
         if self.hparams.compile and not isinstance(self.objective.backbone, torch._dynamo.eval_frame.OptimizedModule):
             self.objective.backbone = torch.compile(self.objective.backbone)
 
     def estimate_memory(self, optimizer: torch.optim.Optimizer) -> int:
-        """Peak bytes of a step of this run on its device (see lit_nst.memory)."""
-        # At the output size: the last scale of a coarse-to-fine schedule is the largest.
+        """Peak bytes of a step of this rank's jobs on its device, at the output size (see lit_nst.memory)."""
         shapes = [job.shape for job in self.trainer.datamodule.jobs]
-        if isinstance(optimizer, torch.optim.LBFGS | JobwiseLBFGS):
-            # two vectors per curvature pair (one pair per step, up to history_size), plus direction,
-            # previous gradient and flat gradient
-            steps = self.trainer.max_steps if self.trainer.max_steps > 0 else optimizer.defaults["history_size"]
-            vectors = 2 * min(optimizer.defaults["history_size"], steps) + 3
-        else:
-            vectors = 2  # Adam's moments; an overestimate for SGD
-        half = self.trainer.precision in ("bf16-mixed", "16-mixed", "bf16-true", "16-true")
-        jobwise = isinstance(optimizer, JobwiseLBFGS)
-        tensors = estimate_run_bytes(self.objective.backbone, shapes, vectors, 2 if half else 4, jobwise)
-        return tensors + runtime_overhead_bytes(self.device)
+        rank_jobs = self.trainer.datamodule.rank_job_ids().tolist()
+        return estimate_fit_bytes(self.objective.backbone, shapes, rank_jobs, optimizer, self.trainer.max_steps,
+                                  str(self.trainer.precision), self.device)  # fmt: skip
+
+    def on_train_start(self) -> None:
+        changed = apply_settings(self.optimizers().optimizer, self.optimizer_settings)
+        if changed and self.trainer.is_global_zero:
+            said = ", ".join(f"--optimizer.{key} {now} (the checkpoint's was {before})"
+                             for key, (before, now) in changed.items())  # fmt: skip
+            print(f"lit-nst: resuming with {said}", file=sys.stderr)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.clamp_every_step:
@@ -232,17 +269,19 @@ class StyleTransfer(L.LightningModule):
         self.scale_index = index
         with torch.no_grad():
             # The target as the loss sees it (clamped), upsampled; clamped again, as bicubic overshoots at edges.
+            # In place: the canvas keeps its size and storage (DDP's hooks and the optimiser hold it).
             upsampled = resized(self.target.clamp(0.0, 1.0), old_shapes, self.image_shapes)
-            self.target.data = upsampled.clamp(0.0, 1.0)
+            self.target.copy_(upsampled.clamp(0.0, 1.0))
         reset_optimizer_state(self.optimizers().optimizer)
         self._prepare_scale()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        # Called before the weights are loaded: give the target the shape of the scale it was saved at.
+        # Called before the weights are loaded. Checkpoints written before the canvas kept its size through a
+        # schedule hold a coarse scale's smaller canvas: its corners are the pictures, so pad it.
         self.scale_index = checkpoint.get("lit_nst", {}).get("scale_index", 0)
         saved = checkpoint["state_dict"]["target"]
         if saved.shape != self.target.shape:
-            self.target.data = torch.zeros(saved.shape, dtype=self.target.dtype, device=self.target.device)
+            checkpoint["state_dict"]["target"] = pad_stack(list(saved), self.canvas_shape)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["lit_nst"] = {
@@ -257,7 +296,10 @@ class StyleTransfer(L.LightningModule):
             *("arch", "weights", "pooling", "preprocessing", "content_layers", "style_layers"),
             *("content_layer_weights", "style_layer_weights", "content_weight", "style_weight", "tv_weight", "color"),
         )
-        return {f"model.{key}": _plain(self.hparams[key]) for key in keys}
+        identity = {f"model.{key}": _plain(self.hparams[key]) for key in keys}
+        if self.hparams.weights not in ("caffe", "imagenet"):  # a file: what it holds, not where it lies
+            identity["model.weights"] = f"sha256:{file_sha256(Path(self.hparams.weights))}"
+        return identity
 
     def _styled_input(self, style: Tensor, content: Tensor) -> Tensor:
         """The style image as the network sees it under `color`."""
@@ -280,33 +322,6 @@ class StyleTransfer(L.LightningModule):
         if self.hparams.color == "luminance":
             image = with_chroma(image, self.original_contents)
         return crops(image.clamp(0.0, 1.0), self.image_shapes)
-
-
-def normalised_layer_weights(layers: Sequence[str], weights: Sequence[float] | None, group: str) -> dict[str, float]:
-    """{layer: weight}, weights summing to 1 (equal by default)."""
-    if not layers:
-        raise UsageError(f"--model.{group}_layers is empty: name at least one layer, e.g. relu4_2")
-    if len(set(layers)) != len(layers):
-        raise UsageError(f"--model.{group}_layers names a layer twice: {list(layers)}")
-    weights = [1.0] * len(layers) if weights is None else list(weights)
-    if len(weights) != len(layers):
-        raise UsageError(f"--model.{group}_layer_weights has {len(weights)} values for {len(layers)} {group} layers")
-    if any(weight < 0 for weight in weights) or sum(weights) <= 0:
-        raise UsageError(f"--model.{group}_layer_weights must be non-negative with a positive sum, got {weights}")
-    total = sum(weights)
-    return {layer: weight / total for layer, weight in zip(layers, weights, strict=True)}
-
-
-def initial_image(init: Init, contents: Tensor) -> Tensor:
-    """The starting point of the optimisation, shaped like `contents` (B, 3, H, W)."""
-    if init == "content":
-        return contents.clone()
-    if init == "noise":
-        # Drawn from torch's global generator, which `--seed_everything` seeds.
-        return (0.5 + 0.15 * torch.randn_like(contents)).clamp(0.0, 1.0)
-    if init == "white":
-        return torch.ones_like(contents)
-    raise UsageError(f"unknown --model.init {init!r}: use content, noise or white")
 
 
 def _plain(value: object) -> object:

@@ -9,6 +9,7 @@ from torch.nn.functional import interpolate
 
 from lit_nst.backbone import VGGFeatures
 from lit_nst.canvas import crop, image_shape
+from lit_nst.errors import UsageError
 from lit_nst.losses import content_loss, gram, region_weights, style_loss, total_variation
 from lit_nst.preprocessing import Preprocess
 
@@ -134,3 +135,18 @@ class StyleObjective(nn.Module):
         tv = total_variation(image)
         total = self.content_weight * content + self.style_weight * style + self.tv_weight * tv
         return LossTerms(content, style, tv, total)
+
+
+def normalised_layer_weights(layers: Sequence[str], weights: Sequence[float] | None, group: str) -> dict[str, float]:
+    """{layer: weight}, weights summing to 1 (equal by default)."""
+    if not layers:
+        raise UsageError(f"--model.{group}_layers is empty: name at least one layer, e.g. relu4_2")
+    if len(set(layers)) != len(layers):
+        raise UsageError(f"--model.{group}_layers names a layer twice: {list(layers)}")
+    weights = [1.0] * len(layers) if weights is None else list(weights)
+    if len(weights) != len(layers):
+        raise UsageError(f"--model.{group}_layer_weights has {len(weights)} values for {len(layers)} {group} layers")
+    if any(weight < 0 for weight in weights) or sum(weights) <= 0:
+        raise UsageError(f"--model.{group}_layer_weights must be non-negative with a positive sum, got {weights}")
+    total = sum(weights)
+    return {layer: weight / total for layer, weight in zip(layers, weights, strict=True)}

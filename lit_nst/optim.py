@@ -60,13 +60,14 @@ class JobwiseLBFGS(torch.optim.Optimizer):
     def _job_optimizers(self) -> list[torch.optim.LBFGS]:
         # Built at the first step: the target gets its shape (and its storage) only in the module's setup.
         if not self._jobs or self._jobs[0].param_groups[0]["params"][0].data_ptr() != self.target.data[0].data_ptr():
-            settings = {key: value for key, value in self.param_groups[0].items() if key != "params"}
+            settings = optimizer_settings(self)
             self._jobs = [
                 torch.optim.LBFGS([picture], max_iter=1, **settings) for picture in self._pictures(self.target.data)
             ]
             if self._pending_job_states is not None:
                 for optimizer, state in zip(self._jobs, self._pending_job_states, strict=True):
                     optimizer.load_state_dict(state)
+                    apply_settings(optimizer, settings)  # this run's settings, not the checkpoint's
                 self._pending_job_states = None
         for optimizer in self._jobs:
             optimizer.param_groups[0]["lr"] = self.param_groups[0]["lr"]  # follow any lr scheduler
@@ -117,3 +118,34 @@ def reset_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
     optimizer.state.clear()  # torch's optimisers build their state lazily, at the parameter's new shape
     if isinstance(optimizer, torch.optim.LBFGS):
         optimizer._numel_cache = None
+
+
+def optimizer_settings(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimiser's hyperparameters (its first group's, less the parameters)."""
+    return {key: value for key, value in optimizer.param_groups[0].items() if key != "params"}
+
+
+def apply_settings(optimizer: torch.optim.Optimizer, settings: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Give a restored optimiser this run's `settings`; returns {setting: (checkpoint's, now)} of those changed.
+
+    A shorter L-BFGS history keeps the newest curvature pairs.
+    """
+    changed = {}
+    for group in optimizer.param_groups:
+        for key, value in settings.items():
+            if key in group and group[key] != value:
+                changed[key] = (group[key], value)
+                group[key] = value
+    # JobwiseLBFGS's jobs' optimisers take the settings when next built (see `_job_optimizers`).
+    if isinstance(optimizer, torch.optim.LBFGS) and "history_size" in changed:
+        _fit_history(optimizer, settings["history_size"])
+    return changed
+
+
+def _fit_history(optimizer: torch.optim.LBFGS, history_size: int) -> None:
+    for state in optimizer.state.values():
+        for key in ("old_dirs", "old_stps", "ro"):
+            if key in state:
+                state[key] = state[key][-history_size:]
+        if "al" in state:  # torch sizes this scratch list once, by the history size of the first step
+            state["al"] = [None] * history_size

@@ -28,7 +28,7 @@ def check_same_job(path: Path, saved: dict, identity: dict[str, object], optimiz
     for key, value in identity.items():
         before = saved["identity"].get(key)
         if before != value:
-            what = "the image files' contents (sha256)" if key == "data.jobs" else f"--{key}"
+            what, value, before = _jobs_difference(before, value) if key == "data.jobs" else (f"--{key}", value, before)
             raise UsageError(
                 f"cannot resume from {path}: {what} differ from the checkpoint's "
                 f"({_short(value)} here, {_short(before)} there); use the checkpoint's settings or another "
@@ -39,6 +39,28 @@ def check_same_job(path: Path, saved: dict, identity: dict[str, object], optimiz
             f"cannot resume from {path}: it was optimised with {saved.get('optimizer')}, this command uses "
             f"{optimizer}; use the same --optimizer"
         )
+
+
+JOB_FIELDS = {
+    "content": "the content image files' contents (sha256)",
+    "styles": "the style image files' contents (sha256)",
+    "blend": "--data.style_blend weights",
+    "style_masks": "the style masks' contents (sha256)",
+    "content_mask": "the content mask's contents (sha256)",
+}
+
+
+def _jobs_difference(before: list[dict], now: list[dict]) -> tuple[str, object, object]:
+    """(what differs, its value here, there) between two lists of job identities (lit_nst.data.StyleJob)."""
+    if len(before) != len(now):
+        return "the jobs (--data.content, --data.style, --data.pairs)", f"{len(now)} jobs", f"{len(before)} jobs"
+    if sorted(map(repr, before)) == sorted(map(repr, now)):
+        return "the order of the jobs (--data.pairs, or the order of the images)", "one order", "another"
+    for job_before, job_now in zip(before, now, strict=True):
+        for field, what in JOB_FIELDS.items():
+            if job_before.get(field) != job_now.get(field):
+                return what, job_now.get(field), job_before.get(field)
+    return "the jobs", now, before
 
 
 def _short(value: object) -> str:

@@ -13,10 +13,8 @@ from lit_nst.backbone import conv_shapes
 from lit_nst.cli import StyleTransferCLI, cli_main
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-VGG16_CAFFE = SHARED / "weights" / "vgg16-caffe-features.pth"
-CONTENT = SHARED / "images" / "content"
-STYLE = SHARED / "images" / "style"
+ASSETS = REPO / "assets"  # public-domain photos and paintings shipped with the project
+VGG16_CAFFE = REPO.parent / "shared" / "weights" / "vgg16-caffe-features.pth"  # only in CI and developers' trees
 
 
 def random_vgg_state(arch: str, prefix: str = "features.", seed: int = 0) -> dict[str, torch.Tensor]:
@@ -48,21 +46,28 @@ def run_lit_nst(*args: str, cwd: Path | None = None, timeout: float = 300) -> su
 
 
 def photo(name: str) -> str:
-    """A test photograph from ../shared, by stem."""
-    return str(require_shared(CONTENT / f"{name}.jpg"))
+    """A bundled photograph (assets/), by stem: chelsea, coffee or astronaut."""
+    return str(bundled(name))
 
 
 def painting(name: str) -> str:
-    """A public-domain painting from ../shared, by stem."""
-    return str(require_shared(STYLE / f"{name}.jpg"))
+    """A bundled public-domain painting (assets/), by stem: starry_night, the_scream, woman-with-hat-matisse."""
+    return str(bundled(name))
 
 
-def job(size: int = 48, content: str = "tubingen", style: str = "starry_night") -> list[str]:
-    """The flags of one job on the shared test photo and painting, by stem."""
+def bundled(name: str) -> Path:
+    path = ASSETS / f"{name}.jpg"
+    assert path.is_file(), f"{path} is part of the repository"
+    return path
+
+
+def job(size: int = 48, content: str = "chelsea", style: str = "starry_night") -> list[str]:
+    """The flags of one job on a bundled photo and painting, by stem."""
     return ["--data.content", photo(content), "--data.style", painting(style), "--data.size", str(size)]
 
 
-def require_shared(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} is missing: these tests need the project's ../shared folder")
-    return path
+def require_vgg16() -> Path:
+    """The real VGG16 file of ../shared; the tests that need it skip, naming it, where it is absent."""
+    if not VGG16_CAFFE.exists():
+        pytest.skip(f"{VGG16_CAFFE} is missing: this test needs the real VGG16 weights file of ../shared")
+    return VGG16_CAFFE

@@ -17,6 +17,8 @@ def bad_inputs(tmp_path_factory):
     Image.effect_noise((64, 64), 40).convert("RGB").save(full)
     (folder / "truncated.jpg").write_bytes(full.read_bytes()[:500])
     (folder / "notes.jpg").write_text("these are not pixels")
+    (folder / "sub").mkdir()
+    Image.effect_noise((64, 48), 40).convert("RGB").save(folder / "sub" / "good.png")
     wrong = random_vgg_state("vgg16")
     torch.save(wrong, folder / "vgg16.pth")
     return folder
@@ -37,6 +39,21 @@ CASES = {
     "output in a file's place": (["--output.path", "{d}/good.png/out.png"], "good.png is a file"),
     "mask of other proportions": (["--data.content_mask", "{d}/full.jpg"], "the content's proportions are 32x24"),
     "a mask too many": (["--data.style_masks", "[{d}/good.png,null]"], "2 masks for 1 styles"),
+    "bf16-true": (["--trainer.precision", "bf16-true"], "would hold the image itself in 16 bits"),
+    "16-true": (["--trainer.precision", "16-true"], "would hold the image itself in 16 bits"),
+    "16-mixed with L-BFGS": (["--trainer.precision", "16-mixed"], "cannot drive L-BFGS"),
+    "zip with a blend": (
+        ["--data.style", "[{d}/good.png,{d}/full.jpg]", "--data.style_blend", "[1,1]", "--data.pairs", "zip"],
+        "--data.pairs zip does not apply",
+    ),
+    "two contents of one name": (
+        ["--data.content", "[{d}/good.png,{d}/sub/good.png]", "--output.dir", "{d}/out"],
+        "two jobs would both write good__good.png",
+    ),
+    "output folder not writable": (
+        ["--data.content", "[{d}/good.png,{d}/full.jpg]", "--output.dir", "/proc/nope"],
+        "cannot write into /proc/nope",
+    ),
 }
 
 
@@ -48,10 +65,12 @@ def test_bad_input_is_one_line_and_no_output(bad_inputs, tmp_path, case):
     args["--output.path"] = str(output)
     for key, value in zip(overrides[::2], overrides[1::2], strict=True):
         args[key] = value.format(d=bad_inputs)
+    if "--output.dir" in args:
+        del args["--output.path"]
     flat = [item for pair in args.items() for item in pair]
     result = run_lit_nst("fit", "--trainer.default_root_dir", tmp_path / "logs", *flat, timeout=120)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode != 0
+    assert result.returncode == 2, result.stderr  # the README's promise for bad input
     assert "Traceback" not in result.stderr
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("lit-nst: error: ") and message in lines[0], lines[0]

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from lit_nst.images import image_to_tensor, load_image, resize_longer_side
 
-from .helpers import CONTENT, REPO, STYLE, VGG16_CAFFE, fit, job, require_shared, run_lit_nst
+from .helpers import REPO, fit, job, painting, photo, require_vgg16, run_lit_nst
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
@@ -20,11 +21,12 @@ def metrics(root: Path) -> list[dict[str, str]]:
 
 
 def test_lit_nst_fit_stylizes_a_photo_with_real_vgg16_weights(tmp_path):
-    content = require_shared(CONTENT / "tubingen.jpg")
+    weights = require_vgg16()
+    content = photo("chelsea")
     output = tmp_path / "out" / "stylized.png"
     result = run_lit_nst(
-        "fit", "--data.content", content, "--data.style", require_shared(STYLE / "starry_night.jpg"),
-        "--data.size", "64", "--model.arch", "vgg16", "--model.weights", require_shared(VGG16_CAFFE),
+        "fit", "--data.content", content, "--data.style", painting("starry_night"),
+        "--data.size", "64", "--model.arch", "vgg16", "--model.weights", weights,
         "--model.preprocessing", "caffe", "--model.style_weight", "50", "--trainer.max_steps", "30",
         "--optimizer", "LBFGS", "--optimizer.max_iter", "1",
         "--trainer.default_root_dir", tmp_path, "--output.path", output,
@@ -37,21 +39,21 @@ def test_lit_nst_fit_stylizes_a_photo_with_real_vgg16_weights(tmp_path):
     first, last = float(rows[0]["loss/style"]), float(rows[-1]["loss/style"])
     assert last < 0.2 * first, (first, last)
     stylized = image_to_tensor(load_image(output, "result"))
-    photo = image_to_tensor(resize_longer_side(load_image(content, "content"), 64, "content"))
-    assert stylized.shape == photo.shape
-    assert (stylized - photo).abs().mean() > 0.02  # visibly repainted
+    original = image_to_tensor(resize_longer_side(load_image(content, "content"), 64, "content"))
+    assert stylized.shape == original.shape
+    assert (stylized - original).abs().mean() > 0.02  # visibly repainted
 
 
 def test_default_output_is_stylized_png_in_the_log_directory(tmp_path):
     cli = fit(
-        tmp_path, *job(32, "golden_gate", "the_scream"), "--trainer.max_steps", "2"
+        tmp_path, *job(32, "coffee", "the_scream"), "--trainer.max_steps", "2"
     )  # fmt: skip
     assert (Path(cli.trainer.log_dir) / "stylized.png").is_file()
 
 
 def test_snapshots_every_n_steps(tmp_path):
     fit(
-        tmp_path, *job(32, "golden_gate", "the_scream"), "--trainer.max_steps", "4",
+        tmp_path, *job(32, "coffee", "the_scream"), "--trainer.max_steps", "4",
         "--output.path", tmp_path / "out.png", "--output.every_n_steps", "2",
     )  # fmt: skip
     assert sorted(p.name for p in tmp_path.glob("out*.png")) == ["out.png", "out_step00002.png", "out_step00004.png"]
@@ -59,11 +61,13 @@ def test_snapshots_every_n_steps(tmp_path):
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
 def test_every_shipped_config_runs_at_toy_size(tmp_path, config):
-    cli = fit(
-        tmp_path, "--config", config, *job(32), "--trainer.max_steps", "2", "--output.path", tmp_path / "out.png",
-    )  # fmt: skip
-    assert cli.trainer.global_step == 2
-    assert (tmp_path / "out.png").is_file()
+    scales = yaml.safe_load(config.read_text()).get("data", {}).get("scales")
+    # A schedule runs through every one of its scales, a step each; other configs two steps at 32 px.
+    length = ["--data.steps", f"[{','.join('1' * len(scales))}]"] if scales else ["--trainer.max_steps", "2"]
+    cli = fit(tmp_path, "--config", config, *job(32), *length, "--output.path", tmp_path / "out.png")
+    assert cli.trainer.global_step == (len(scales) if scales else 2)
+    written = load_image(tmp_path / "out.png", "result")
+    assert max(written.size) == (scales[-1] if scales else 32)
     assert torch.isfinite(cli.model.target).all()
 
 
@@ -75,7 +79,7 @@ def test_a_run_ends_with_a_metrics_table_and_logs_metrics_and_snapshots(tmp_path
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (
-        "Result after step 6" in result.stdout and "SSIM" in result.stdout and "tubingen__starry_night" in result.stdout
+        "Result after step 6" in result.stdout and "SSIM" in result.stdout and "chelsea__starry_night" in result.stdout
     )
     (path,) = tmp_path.rglob("metrics.csv")
     with path.open() as stream:

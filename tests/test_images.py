@@ -2,6 +2,8 @@
 
 import os
 import stat
+import struct
+import zlib
 
 import pytest
 import torch
@@ -28,11 +30,59 @@ def test_alpha_is_composited_over_white(tmp_path):
     assert loaded.getpixel((0, 0)) == (255, 255, 255)
 
 
-@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "I;16"])
-def test_any_mode_becomes_rgb(tmp_path, mode):
-    path = tmp_path / ("image.tiff" if mode in ("CMYK", "I;16") else "image.png")
-    Image.new(mode, (5, 5)).save(path)
-    assert load_image(path, "content").mode == "RGB"
+def png_16bit_rgb(pixels: torch.Tensor, path) -> None:
+    """A 48-bit RGB PNG written by hand ((H, W, 3) values in 0-65535): Pillow cannot write one."""
+    height, width, _ = pixels.shape
+    rows = pixels.to(torch.int32).numpy().astype(">u2")
+    raw = b"".join(b"\x00" + rows[y].tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+                     + chunk(b"IEND", b""))  # fmt: skip
+
+
+GRADIENT = torch.linspace(0, 1, 64 * 64).reshape(64, 64)  # what a viewer shows, in [0, 1]
+
+
+def test_16_bit_grey_loads_as_its_grey_levels_not_white(tmp_path):
+    path = tmp_path / "scan.png"
+    Image.fromarray((GRADIENT * 65535).round().to(torch.int32).numpy().astype("uint16")).save(path)
+    assert Image.open(path).mode == "I;16"
+    loaded = image_to_tensor(load_image(path, "content"))
+    assert loaded.shape == (3, 64, 64)
+    assert (loaded - GRADIENT).abs().max() <= 0.5 / 255 + 1e-6  # rounded to the nearest 8-bit level
+
+
+def test_16_bit_rgb_loads_as_its_colours(tmp_path):
+    path = tmp_path / "raw.png"
+    pixels = torch.stack([GRADIENT, GRADIENT.flip(0), torch.full_like(GRADIENT, 0.25)], dim=-1)
+    png_16bit_rgb((pixels * 65535).round(), path)
+    loaded = image_to_tensor(load_image(path, "content"))
+    assert (loaded - pixels.permute(2, 0, 1)).abs().max() <= 1 / 255
+
+
+@pytest.mark.parametrize(
+    ("mode", "colour", "expected"),
+    [
+        ("L", 100, (100, 100, 100)),
+        ("P", 3, None),  # palette index 3 of the default palette, whatever colour that is
+        ("CMYK", (0, 255, 255, 0), (255, 0, 0)),  # no cyan: red
+        ("LA", (0, 0), (255, 255, 255)),  # black, fully transparent, over white
+        ("LA", (40, 255), (40, 40, 40)),
+        ("RGBA", (200, 10, 10, 128), (227, 132, 132)),  # half-transparent red over white
+    ],
+)
+def test_every_mode_loads_as_a_viewer_shows_it(tmp_path, mode, colour, expected):
+    path = tmp_path / ("image.tiff" if mode == "CMYK" else "image.png")
+    image = Image.new(mode, (5, 4), colour)
+    image.save(path)
+    loaded = load_image(path, "content")
+    assert loaded.mode == "RGB" and loaded.size == (5, 4)
+    shown = image.convert("RGB").getpixel((0, 0)) if expected is None else expected
+    assert all(abs(a - b) <= 1 for a, b in zip(loaded.getpixel((2, 2)), shown, strict=True)), loaded.getpixel((2, 2))
 
 
 def test_resize_makes_the_longer_side_the_size_and_rounds_the_other():

@@ -6,6 +6,7 @@ import torch
 from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
 from lit_nst.images import image_to_tensor, load_image
+from lit_nst.module import StyleTransfer
 
 from .helpers import REPO, fit, painting, photo, run_lit_nst
 
@@ -27,21 +28,21 @@ def read(path) -> torch.Tensor:
 
 
 def test_product_pairs_every_content_with_every_style_and_zip_pairs_in_order():
-    contents, styles = [photo("tubingen"), photo("golden_gate")], [painting("starry_night"), painting("the_scream")]
+    contents, styles = [photo("chelsea"), photo("coffee")], [painting("starry_night"), painting("the_scream")]
     product = StyleImages(contents, styles, size=32)
     assert [job.name for job in product.jobs] == [
-        "tubingen__starry_night", "tubingen__the_scream", "golden_gate__starry_night", "golden_gate__the_scream",
+        "chelsea__starry_night", "chelsea__the_scream", "coffee__starry_night", "coffee__the_scream",
     ]  # fmt: skip
     zipped = StyleImages(contents, styles, size=32, pairs="zip")
-    assert [job.name for job in zipped.jobs] == ["tubingen__starry_night", "golden_gate__the_scream"]
+    assert [job.name for job in zipped.jobs] == ["chelsea__starry_night", "coffee__the_scream"]
     with pytest.raises(UsageError, match="as many contents as styles"):
         StyleImages(contents, styles[:1], size=32, pairs="zip")
 
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_a_job_alone_and_in_a_batch_of_mixed_shapes_give_the_same_image(tmp_path, optimizer):
-    # tubingen and golden_gate are 48x36 at this size, the astronaut 48x48: two shapes in one target.
-    contents = {"tubingen": photo("tubingen"), "golden_gate": photo("golden_gate"), "astronaut": ASTRONAUT}
+    # chelsea and coffee are 48x32 at this size, the astronaut 48x48: two shapes in one target.
+    contents = {"chelsea": photo("chelsea"), "coffee": photo("coffee"), "astronaut": ASTRONAUT}
     settings = ["--data.size", "48", "--trainer.max_steps", "15", *OPTIMIZERS[optimizer]]
     fit(tmp_path / "batch", "--data.content", listed(*contents.values()), "--data.style", painting("starry_night"),
         "--output.dir", tmp_path / "batch", *settings)  # fmt: skip
@@ -52,24 +53,24 @@ def test_a_job_alone_and_in_a_batch_of_mixed_shapes_give_the_same_image(tmp_path
             read(tmp_path / name / f"{name}__starry_night.png"),
             read(tmp_path / "batch" / f"{name}__starry_night.png"),
         )
-        assert alone.shape == batched.shape == ((3, 48, 48) if name == "astronaut" else (3, 36, 48))
-        assert (alone - batched).abs().max() <= 2 / 255, name
+        assert alone.shape == batched.shape == ((3, 48, 48) if name == "astronaut" else (3, 32, 48))
+        assert torch.equal(alone, batched), name  # each job passes the network alone, with its own history
 
 
 def test_mixed_shapes_go_coarse_to_fine_each_at_its_own_size_as_if_alone(tmp_path):
-    contents = {"tubingen": photo("tubingen"), "astronaut": ASTRONAUT}
+    contents = {"chelsea": photo("chelsea"), "astronaut": ASTRONAUT}
     settings = ["--data.scales", "[32,48]", "--data.steps", "[4,4]", "--data.style", painting("the_scream")]
     fit(tmp_path / "batch", "--data.content", listed(*contents.values()), "--output.dir", tmp_path / "batch", *settings)
     for name, content in contents.items():
         fit(tmp_path / name, "--data.content", content, "--output.dir", tmp_path / name, *settings)
         alone, batched = (read(tmp_path / folder / f"{name}__the_scream.png") for folder in (name, "batch"))
-        assert batched.shape == ((3, 48, 48) if name == "astronaut" else (3, 36, 48))
-        assert (alone - batched).abs().max() <= 2 / 255, name
+        assert batched.shape == ((3, 48, 48) if name == "astronaut" else (3, 32, 48))
+        assert torch.equal(alone, batched), name
 
 
 def test_torch_lbfgs_is_refused_for_several_jobs(tmp_path):
     with pytest.raises(UsageError, match="JobwiseLBFGS"):
-        fit(tmp_path, "--data.content", listed(photo("tubingen"), photo("golden_gate")),
+        fit(tmp_path, "--data.content", listed(photo("chelsea"), photo("coffee")),
             "--data.style", painting("starry_night"), "--data.size", "32", "--output.dir", tmp_path,
             "--optimizer", "LBFGS")  # fmt: skip
 
@@ -77,13 +78,13 @@ def test_torch_lbfgs_is_refused_for_several_jobs(tmp_path):
 THREE_JOBS = [
     "--data.content", "[{t},{g},{a}]", "--data.style", "[{s},{m},{m}]", "--data.pairs", "zip", "--data.size", "48",
 ]  # fmt: skip
-NAMES = ["tubingen__starry_night", "golden_gate__the_scream", "astronaut__the_scream"]  # two shapes
+NAMES = ["chelsea__starry_night", "coffee__the_scream", "astronaut__the_scream"]  # two shapes
 
 
 def three_jobs() -> list[str]:
     paths = {
-        "t": photo("tubingen"),
-        "g": photo("golden_gate"),
+        "t": photo("chelsea"),
+        "g": photo("coffee"),
         "a": ASTRONAUT,
         "s": painting("starry_night"),
         "m": painting("the_scream"),
@@ -118,32 +119,78 @@ def test_a_two_process_checkpoint_resumes_on_one_process(tmp_path):
         assert (read(resumed / f"{name}.png") - read(straight / f"{name}.png")).abs().max() <= 2 / 255, name
 
 
-def test_bf16_mixed_stays_within_5_percent_of_float32(tmp_path):
-    totals = {}
-    for precision in ("32-true", "bf16-mixed"):
-        cli = fit(tmp_path / precision, "--data.content", photo("tubingen"), "--data.style", painting("starry_night"),
-                  "--data.size", "64", "--trainer.max_steps", "20", "--trainer.precision", precision,
-                  "--output.path", tmp_path / f"{precision}.png")  # fmt: skip
-        with torch.no_grad():
-            totals[precision] = cli.model.objective(cli.model.result()).total.item()
-    assert totals["bf16-mixed"] == pytest.approx(totals["32-true"], rel=0.05)
+@pytest.mark.parametrize("content", ["chelsea", "coffee"])
+def test_bf16_mixed_evaluates_the_objective_within_one_and_a_half_percent_of_float32(content):
+    # One evaluation, not a trajectory: at toy sizes L-BFGS's first steps amplify any rounding (5-15 % apart
+    # after 10 steps at 48 px, either way); BENCHMARKS.md compares whole runs at 512 px where bf16 is native.
+    images = StyleImages(photo(content), painting("starry_night"), size=48)
+    model = StyleTransfer()
+    (job,) = images.jobs
+    model.objective.set_targets([job.content], [job.style])
+    image = (job.content + 0.1 * torch.randn(job.content.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    with torch.no_grad():
+        full = model.objective([image])
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model.objective([image])
+    print(f"{content}: total {full.total.item():,.0f} in float32, {half.total.item():,.0f} in bf16-mixed")
+    for term in ("content", "style", "total"):
+        assert getattr(half, term).item() == pytest.approx(getattr(full, term).item(), rel=0.015), term
+    assert half.total.dtype == torch.float32
 
 
-def test_grams_stay_float32_under_bf16(tmp_path):
-    cli = fit(tmp_path, "--data.content", photo("tubingen"), "--data.style", painting("starry_night"),
-              "--data.size", "32", "--trainer.max_steps", "1", "--trainer.precision", "bf16-mixed",
-              "--output.path", tmp_path / "o.png")  # fmt: skip
-    (region,) = cli.model.objective.targets[0].regions
-    assert all(gram.dtype == torch.float32 for gram in region.grams.values())
+def test_grams_taken_inside_a_bf16_training_step_are_float32_to_float64_accuracy(tmp_path, monkeypatch):
+    from lit_nst import losses
+
+    taken, original = [], losses.gram
+
+    def recording_gram(features):
+        result = original(features)
+        taken.append((features.detach(), result.detach()))
+        return result
+
+    monkeypatch.setattr(losses, "gram", recording_gram)
+    fit(tmp_path, "--data.content", photo("chelsea"), "--data.style", painting("starry_night"), "--data.size", "32",
+        "--trainer.max_steps", "1", "--trainer.precision", "bf16-mixed", "--trainer.limit_val_batches", "0",
+        "--output.path", tmp_path / "o.png")  # fmt: skip
+    in_step = [(features, result) for features, result in taken if features.dtype == torch.bfloat16]
+    assert len(in_step) == 5  # one per style layer: the features of the step came from bf16 convolutions
+    for features, result in in_step:
+        assert result.dtype == torch.float32
+        flat = features.double().flatten(2)
+        reference = flat @ flat.transpose(1, 2) / flat[0].numel()
+        assert torch.allclose(result.double(), reference, rtol=1e-5, atol=1e-6 * reference.abs().max().item())
+
+
+def test_the_vgg_weights_are_cast_to_bf16_once_per_run_not_every_forward():
+    from lit_nst.backbone import VGGFeatures
+    from lit_nst.weights import strip_features_prefix
+
+    from .helpers import random_vgg_state
+
+    backbone = VGGFeatures("vgg19", strip_features_prefix(random_vgg_state("vgg19")), ["relu2_1"])
+    image = torch.rand(1, 3, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        first = backbone(image)["relu2_1"]
+        copies = backbone._autocast_weights[1]
+        second = backbone(image)["relu2_1"]
+        assert backbone._autocast_weights[1] is copies
+    assert all(weight.dtype == torch.bfloat16 for weight, _ in copies.values())
+    assert first.dtype == torch.bfloat16 and torch.equal(first, second)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast_alone = torch.nn.functional.conv2d(image, backbone.features[0].weight, backbone.features[0].bias,
+                                                    padding=1)  # fmt: skip
+    assert torch.equal(backbone._autocast_weights[1][0][0], backbone.features[0].weight.to(torch.bfloat16))
+    assert autocast_alone.dtype == torch.bfloat16
+    assert backbone(image)["relu2_1"].dtype == torch.float32  # outside autocast: the float32 buffers
 
 
 def test_a_run_that_cannot_fit_is_refused_before_the_first_step_naming_a_size_that_fits(tmp_path):
     output = tmp_path / "out.png"
     result = run_lit_nst(
-        "fit", "--data.content", photo("tubingen"), "--data.style", painting("starry_night"), "--data.size", "9000",
+        "fit", "--data.content", photo("chelsea"), "--data.style", painting("starry_night"), "--data.size", "9000",
         "--trainer.default_root_dir", tmp_path, "--output.path", output, "--trainer.enable_progress_bar", "false",
     )  # fmt: skip
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     error = result.stderr.strip().splitlines()[-1]
     assert "GiB but the device has" in error and "use --data.size" in error, error
     suggested = int(error.split("use --data.size ")[1].split()[0])

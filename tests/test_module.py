@@ -1,6 +1,7 @@
 import torch
 
-from lit_nst.module import initial_image, normalised_layer_weights
+from lit_nst.initial import initial_image, job_seed
+from lit_nst.objective import normalised_layer_weights
 
 from .helpers import fit, job
 
@@ -78,14 +79,21 @@ def test_layer_weights_default_to_equal_and_sum_to_one():
 
 
 def test_inits():
-    contents = torch.rand(2, 3, 8, 8)
-    assert torch.equal(initial_image("content", contents), contents)
-    assert torch.equal(initial_image("white", contents), torch.ones_like(contents))
-    torch.manual_seed(5)
-    noise = initial_image("noise", contents)
-    torch.manual_seed(5)
-    assert torch.equal(noise, initial_image("noise", contents))
-    assert abs(noise.mean().item() - 0.5) < 0.05 and noise.std() > 0.05
+    content = torch.rand(3, 8, 6)
+    assert torch.equal(initial_image("content", content, 0), content)
+    assert torch.equal(initial_image("white", content, 0), torch.ones_like(content))
+    noise = initial_image("noise", content, 5)
+    assert noise.shape == content.shape
+    assert torch.equal(noise, initial_image("noise", content, 5))
+    assert not torch.equal(noise, initial_image("noise", content, 6))
+    assert abs(noise.mean().item() - 0.5) < 0.1 and noise.std() > 0.05
+
+
+def test_a_jobs_noise_seed_follows_the_run_seed_and_the_job_not_its_place():
+    job = {"content": "ab", "styles": ["cd"]}
+    assert job_seed(0, job) == job_seed(0, dict(reversed(job.items())))
+    assert job_seed(0, job) != job_seed(1, job)
+    assert job_seed(0, job) != job_seed(0, {**job, "styles": ["ef"]})
 
 
 def test_the_cli_optimizer_really_moves_the_target(tmp_path, small_images, random_weights):

@@ -52,5 +52,19 @@ def test_readme_command_runs_as_written(tmp_path, command):
         (tmp_path / link).symlink_to(REPO / link)
     result = run_lit_nst(*args, *tiny_size(args), *TINY, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
-    images = [path for path in Path(tmp_path).rglob("*") if path.suffix in (".png", ".jpg")]
-    assert images, "the command wrote no image"
+    assert named_outputs(args, tmp_path), f"{command}: no image where it says"
+    for image in named_outputs(args, tmp_path):
+        assert image.is_file(), f"{command}: {image} was not written"
+
+
+def named_outputs(args: list[str], root: Path) -> list[Path]:
+    """The images the command says it writes: its --output.path, or a file per job in its --output.dir."""
+    if "--output.path" in args:
+        return [root / args[args.index("--output.path") + 1]]
+    folder = root / args[args.index("--output.dir") + 1]
+    contents, styles = (listed(args[args.index(flag) + 1]) for flag in ("--data.content", "--data.style"))
+    return [folder / f"{Path(c).stem}__{Path(s).stem}.png" for c in contents for s in styles]
+
+
+def listed(value: str) -> list[str]:
+    return value.strip("[]").split(",")

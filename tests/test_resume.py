@@ -1,5 +1,6 @@
 """Interrupted optimisations resume exactly, and no fault loses work (issue: resume and faults)."""
 
+import re
 import signal
 import subprocess
 import sys
@@ -10,7 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from .helpers import STYLE, fit, job, require_shared, run_lit_nst
+from lit_nst.errors import UsageError
+
+from .helpers import fit, job, painting, require_vgg16, run_lit_nst
 
 OPTIMIZERS = {
     "LBFGS": ["--optimizer", "LBFGS", "--optimizer.lr", "1", "--optimizer.max_iter", "1"],
@@ -68,15 +71,13 @@ def test_resuming_a_finished_run_says_so_and_rewrites_the_image(tmp_path, capsys
     [
         (["--data.size", "40"], "--data.size"),
         (["--data.style", "STYLE"], "image files' contents"),
-        (["--data.content_mask", "MASK"], "image files' contents"),
+        (["--data.content_mask", "MASK"], "the content mask's contents"),
         (["--model.arch", "vgg16", "--model.weights", "VGG16", "--model.preprocessing", "caffe"], "--model.arch"),
         (["--model.style_weight", "7"], "--model.style_weight"),
         (["--optimizer", "Adam"], "optimised with JobwiseLBFGS"),
     ],
 )
 def test_resume_of_another_job_stops_before_any_step_naming_the_setting(tmp_path, change, message):
-    from .helpers import VGG16_CAFFE
-
     common = [
         "fit",
         "--trainer.default_root_dir",
@@ -89,13 +90,13 @@ def test_resume_of_another_job_stops_before_any_step_naming_the_setting(tmp_path
     first = run_lit_nst(*common, *job())
     assert first.returncode == 0, first.stderr
     before = (tmp_path / "checkpoints" / "last.ckpt").read_bytes()
-    change = [str(require_shared(STYLE / "the_scream.jpg")) if c == "STYLE" else c for c in change]
-    change = [str(require_shared(VGG16_CAFFE)) if c == "VGG16" else c for c in change]
+    change = [painting("the_scream") if c == "STYLE" else c for c in change]
+    change = [str(require_vgg16()) if c == "VGG16" else c for c in change]
     if "MASK" in change:
-        Image.new("L", (1024, 768), 255).save(tmp_path / "mask.png")  # tubingen's proportions
+        Image.new("L", (451, 300), 255).save(tmp_path / "mask.png")  # chelsea's proportions
         change = [str(tmp_path / "mask.png") if c == "MASK" else c for c in change]
     second = run_lit_nst(*common[:4], "4", *common[5:], *job(), *change, "--ckpt_path", "last")
-    assert second.returncode != 0
+    assert second.returncode == 2
     assert "Traceback" not in second.stderr
     error = second.stderr.strip().splitlines()[-1]
     assert error.startswith("lit-nst: error: cannot resume") and message in error, error
@@ -113,7 +114,7 @@ def test_a_broken_checkpoint_is_one_line_and_nothing_is_overwritten(tmp_path, ga
         "fit", *job(), "--trainer.default_root_dir", tmp_path / "run", "--trainer.max_steps", "4",
         "--output.path", tmp_path / "new.png", "--ckpt_path", broken,
     )  # fmt: skip
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "truncated or not a checkpoint" in result.stderr.strip().splitlines()[-1]
     assert broken.read_bytes() == before
     assert not (tmp_path / "new.png").exists()
@@ -127,7 +128,7 @@ def test_a_diverging_loss_stops_naming_the_step_and_keeps_the_last_good_work(tmp
         "--optimizer", "LBFGS", "--optimizer.lr", "1e20", "--optimizer.max_iter", "1",
         "--checkpoint.every_n_steps", "1",
     )  # fmt: skip
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     error = result.stderr.strip().splitlines()[-1]
     assert "the loss became" in error and "at step" in error and "--optimizer.lr" in error, error
     checkpoint = last_checkpoint(tmp_path)
@@ -171,22 +172,25 @@ def test_a_signal_saves_checkpoint_and_image_and_says_how_to_resume(tmp_path, si
     assert resumed.trainer.global_step == step + 2
 
 
-def test_a_hard_kill_during_checkpoint_writes_leaves_last_loadable(tmp_path):
-    for delay in (0.3, 0.75, 1.2):
-        # A checkpoint every step: the kill very likely lands in a write.
-        process = start_fit(tmp_path, "--checkpoint.every_n_steps", "1", "--ckpt_path", "last")
-        wait_for(tmp_path / "checkpoints" / "last.ckpt", process)
-        time.sleep(delay)
-        process.kill()
-        process.communicate()
-        checkpoint = last_checkpoint(tmp_path)  # loads: the write was atomic
-        assert checkpoint["global_step"] > 0
+def test_a_hard_kill_during_a_checkpoint_write_leaves_last_loadable(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    # A checkpoint every step; the kill lands the moment a write's temporary file appears, i.e. mid-write.
+    process = start_fit(tmp_path, "--checkpoint.every_n_steps", "1")
+    wait_for(checkpoints / "last.ckpt", process)
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob(".*.tmp")):
+        assert process.poll() is None and time.monotonic() < deadline, "no write was caught in progress"
+    process.kill()
+    process.communicate()
+    assert list(checkpoints.glob(".*.tmp")), "the kill did not land in a write"
+    checkpoint = last_checkpoint(tmp_path)  # loads: the write in progress never replaced it
+    assert checkpoint["global_step"] > 0
     resumed = fit(
         tmp_path, *job(96), "--trainer.max_steps", str(checkpoint["global_step"] + 1),
         "--output.path", tmp_path / "out.png", "--ckpt_path", "last",
     )  # fmt: skip
     assert resumed.trainer.global_step == checkpoint["global_step"] + 1
-    assert not list((tmp_path / "checkpoints").glob(".*.tmp"))  # stale temporaries cleared
+    assert not list(checkpoints.glob(".*.tmp"))  # stale temporaries cleared
 
 
 def test_save_config_does_not_refuse_a_resume(tmp_path):
@@ -205,3 +209,62 @@ def test_keep_holds_the_latest_periodic_checkpoints_beside_last(tmp_path):
     resumed = fit(tmp_path, *job(), "--trainer.max_steps", "13", *settings, "--ckpt_path", "last")
     assert resumed.trainer.global_step == 13
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir())[-1] == "step-000012.ckpt"
+
+
+def test_a_resume_with_another_learning_rate_or_history_applies_them_and_says_so(tmp_path, capsys):
+    settings = [*job(), "--output.path", tmp_path / "o.png"]
+    fit(tmp_path, *settings, "--trainer.max_steps", "6")
+    cli = fit(tmp_path, *settings, "--trainer.max_steps", "8", "--optimizer", "lit_nst.optim.JobwiseLBFGS",
+              "--optimizer.lr", "0.5", "--optimizer.history_size", "3", "--ckpt_path", "last")  # fmt: skip
+    err = capsys.readouterr().err
+    assert "--optimizer.lr 0.5 (the checkpoint's was 1.0)" in err, err
+    assert "--optimizer.history_size 3 (the checkpoint's was 100)" in err, err
+    optimizer = cli.model.optimizers().optimizer
+    assert optimizer.param_groups[0]["lr"] == 0.5
+    (job_optimizer,) = optimizer._jobs
+    assert job_optimizer.param_groups[0]["lr"] == 0.5 and job_optimizer.param_groups[0]["history_size"] == 3
+    (state,) = job_optimizer.state.values()
+    assert len(state["old_dirs"]) == 3  # the newest pairs kept
+
+
+def test_weights_given_as_a_path_are_identified_by_their_content(tmp_path, random_weights):
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(random_weights["vgg19"].read_bytes())
+    settings = [*job(), "--model.weights", weights, "--model.style_weight", "1e6", "--output.path", tmp_path / "o.png"]
+    fit(tmp_path, *settings, "--trainer.max_steps", "2")
+    moved = tmp_path / "moved.pth"
+    weights.rename(moved)
+    moved_settings = [moved if item == weights else item for item in settings]
+    assert fit(tmp_path, *moved_settings, "--trainer.max_steps", "3", "--ckpt_path", "last").trainer.global_step == 3
+    state = torch.load(moved, weights_only=True)
+    state["features.0.bias"] = state["features.0.bias"] + 1
+    torch.save(state, moved)
+    with pytest.raises(UsageError, match="--model.weights differ"):
+        fit(tmp_path, *moved_settings, "--trainer.max_steps", "4", "--ckpt_path", "last")
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "named"),
+    [
+        (["--data.style_blend", "[0.5,0.5]"], ["--data.style_blend", "[0.7,0.3]"], "--data.style_blend"),
+        (["--data.pairs", "product"], ["--data.pairs", "zip"], "the jobs (--data.content, --data.style, --data.pairs)"),
+    ],
+)
+def test_a_resume_with_another_blend_or_pairing_names_that_setting(tmp_path, first, second, named):
+    styles = ["--data.style", f"[{painting('starry_night')},{painting('the_scream')}]"]
+    contents = ["--data.content", f"[{job()[1]},{painting('woman-with-hat-matisse')}]"]
+    settings = [*contents, *styles, "--data.size", "32", "--output.dir", tmp_path / "out"]
+    fit(tmp_path, *settings, *first, "--trainer.max_steps", "2")
+    with pytest.raises(UsageError, match=re.escape(named)) as raised:
+        fit(tmp_path, *settings, *second, "--trainer.max_steps", "3", "--ckpt_path", "last")
+    assert "sha256" not in str(raised.value)
+
+
+def test_max_steps_with_a_schedule_stops_it_early_and_says_so_and_unset_runs_it_whole(tmp_path, capsys):
+    schedule = [*job(), "--data.scales", "[32,48]", "--data.steps", "[3,4]", "--output.path", tmp_path / "o.png"]
+    assert fit(tmp_path / "whole", *schedule).trainer.global_step == 7
+    cut = fit(tmp_path / "cut", "--config", "configs/gatys.yaml", *schedule, "--trainer.max_steps", "5")
+    assert cut.trainer.global_step == 5
+    assert "--trainer.max_steps 5 stops the schedule early" in capsys.readouterr().err
+    fit(tmp_path / "long", *schedule, "--trainer.max_steps", "500")
+    assert "is beyond the schedule's end" in capsys.readouterr().err

@@ -1,0 +1,52 @@
+"""The precision a run takes by default, and the ones refused (issue: first contact, review findings)."""
+
+import pytest
+
+from lit_nst.errors import UsageError
+from lit_nst.precision import check_precision, cpu_precision, default_precision
+
+from .helpers import fit, job, run_lit_nst
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"avx2", "avx512f", "avx512_bf16"}, "bf16-mixed"),
+        ({"avx2", "amx_bf16", "amx_tile"}, "bf16-mixed"),
+        ({"fp", "asimd", "bf16"}, "bf16-mixed"),  # Arm's BF16
+        ({"avx2", "fma"}, "32-true"),  # measured: emulated bfloat16 is about 100x slower
+        (set(), "32-true"),
+    ],
+)
+def test_the_cpu_default_is_bf16_mixed_only_with_native_bfloat16(flags, expected):
+    precision, why = cpu_precision(flags)
+    assert precision == expected and why
+
+
+def test_an_accelerator_without_a_known_bf16_speed_up_takes_float32():
+    assert default_precision("mps")[0] == "32-true"
+
+
+def test_unset_precision_follows_the_machine_and_an_explicit_one_wins(tmp_path):
+    default = fit(tmp_path / "default", *job(32), "--trainer.max_steps", "1", "--output.path", tmp_path / "a.png")
+    assert default.trainer.precision == default_precision("cpu")[0]
+    explicit = fit(tmp_path / "explicit", *job(32), "--trainer.max_steps", "1", "--trainer.precision", "32-true",
+                   "--output.path", tmp_path / "b.png")  # fmt: skip
+    assert explicit.trainer.precision == "32-true"
+
+
+def test_the_run_says_once_which_precision_it_chose_and_why(tmp_path):
+    result = run_lit_nst("fit", *job(32), "--trainer.max_steps", "1", "--trainer.default_root_dir", tmp_path,
+                         "--output.path", tmp_path / "o.png", "--trainer.enable_progress_bar", "false")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("lit-nst: precision")]
+    assert len(notes) == 1 and default_precision("cpu")[1] in notes[0], result.stderr
+
+
+def test_lightnings_short_names_are_judged_as_what_they_mean():
+    check_precision("bf16", quasi_newton=True)  # bf16-mixed
+    check_precision("16", quasi_newton=False)  # 16-mixed with Adam
+    with pytest.raises(UsageError, match="cannot drive L-BFGS"):
+        check_precision("16", quasi_newton=True)
+    with pytest.raises(UsageError, match="16 bits"):
+        check_precision("bf16-true", quasi_newton=False)
