@@ -19,8 +19,8 @@ lint: ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-demo: ## stylize the bundled astronaut photo with Starry Night into outputs/
-	$(BIN)/lit-nst fit --config configs/gatys.yaml \
+demo: ## stylize the bundled astronaut photo with Starry Night into outputs/ (~5 min on 2 CPU cores)
+	$(BIN)/lit-nst fit --config configs/fast.yaml \
 		--data.content assets/astronaut.jpg --data.style assets/starry_night.jpg \
 		--output.path outputs/astronaut__starry_night.png --output.panel true
 

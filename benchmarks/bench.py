@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Callback
 
+from lit_nst.precision import NATIVE_BF16_CPU_FLAGS, cpu_flags
+
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"
 STEPS, WARMUP = 10, 3
@@ -104,6 +106,8 @@ def machine() -> str:
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
         cpu = names[0] if names else cpu
     text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    native = sorted(cpu_flags() & set(NATIVE_BF16_CPU_FLAGS))
+    text += f", native bfloat16: {', '.join(native) if native else 'no'}"
     if torch.cuda.is_available():
         text += f", GPU: {torch.cuda.get_device_name()}"
     return text
