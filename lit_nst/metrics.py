@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
@@ -31,3 +32,16 @@ def quality_metrics(
             }
         )
     return rows
+
+
+def metrics_table(rows: list[dict], jobs: int, device: torch.device) -> Tensor:
+    """(jobs, len(METRICS)) table with `rows` filled in and zeros elsewhere, ready to be summed over ranks."""
+    table = torch.zeros(jobs, len(METRICS), device=device)
+    for row in rows:
+        table[row["job"]] = torch.tensor([row[key] for key in METRICS])
+    return table
+
+
+def table_rows(table: Tensor) -> list[dict]:
+    """A full table back into one row per job."""
+    return [{"job": job, **dict(zip(METRICS, values, strict=True))} for job, values in enumerate(table.tolist())]

@@ -17,7 +17,7 @@ from lit_nst.errors import DivergedError, UsageError
 from lit_nst.files import file_sha256
 from lit_nst.initial import Init, initial_image, job_seed
 from lit_nst.memory import estimate_fit_bytes, fit_refusal, free_bytes
-from lit_nst.metrics import METRICS, quality_metrics
+from lit_nst.metrics import METRICS, metrics_table, quality_metrics, table_rows
 from lit_nst.objective import LossTerms, StyleObjective, normalised_layer_weights
 from lit_nst.optim import JobwiseLBFGS, apply_settings, optimizer_settings, reset_optimizer_state
 from lit_nst.preprocessing import Preprocess, PreprocessingName
@@ -142,15 +142,10 @@ class StyleTransfer(L.LightningModule):
         """Quality of the current images: SSIM/PSNR against the content, style loss, total variation."""
         contents = crops(self.original_contents, self.image_shapes)
         rows = quality_metrics(self.objective, self.result(), contents, job_ids)
-        # Every job's row on every rank: each rank measured its own jobs (none, on an idle rank).
-        table = torch.zeros(len(self.image_shapes), len(METRICS), device=self.device)
-        for row in rows:
-            table[row["job"]] = torch.tensor([row[key] for key in METRICS])
-        distributed = self.trainer.world_size > 1
-        if distributed:
+        table = metrics_table(rows, len(self.image_shapes), self.device)
+        if self.trainer.world_size > 1:  # every job's row on every rank: each measured its own jobs (an idle one none)
             table = self.trainer.strategy.reduce(table, reduce_op="sum")
-        self.quality = [{"job": job, **dict(zip(METRICS, values, strict=True))} for job, values in
-                        enumerate(table.tolist())]  # fmt: skip
+        self.quality = table_rows(table)
         names = [job.name for job in self.trainer.datamodule.jobs]
         for column, key in enumerate(METRICS):
             # The same on every rank already: no sync; batch_size 1, as a rank's batch size is its job count.
