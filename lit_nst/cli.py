@@ -164,6 +164,10 @@ def quiet_lightning_advertising() -> None:
     warnings.filterwarnings("ignore", message=".*configure_optimizers` will be overridden by")
     warnings.filterwarnings("ignore", message="`isinstance.treespec, LeafSpec.` is deprecated")
     warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+    # `lit_nst.stylize` passes its own args; in a notebook sys.argv holds the kernel's, which mean nothing here.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within Python")
+    # Every batch is the same list of job indices (lit_nst.data.RepeatedJobs): a resume mid-"epoch" is exact.
+    warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
     # Quality metrics are gathered from every rank before they are logged: the same value everywhere.
     warnings.filterwarnings("ignore", message="It is recommended to use `self.log.'metrics/")
 
