@@ -117,10 +117,10 @@ class GracefulInterrupt(Callback):
         self.received.add(signum)
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, index: int) -> None:
-        received = torch.tensor([signum in self.received for signum in self.SIGNALS], dtype=torch.int32)
-        if trainer.world_size > 1:
-            received = trainer.strategy.reduce(received.to(pl_module.device), reduce_op="sum").cpu()
-        interrupt, terminate = received.tolist()
+        interrupt, terminate = (signum in self.received for signum in self.SIGNALS)
+        if trainer.world_size > 1:  # one small all-reduce a step; a single process needs no tensor at all
+            received = torch.tensor([interrupt, terminate], dtype=torch.int32, device=pl_module.device)
+            interrupt, terminate = trainer.strategy.reduce(received, reduce_op="sum").tolist()
         if terminate:
             raise SIGTERMException
         if interrupt:
