@@ -93,6 +93,7 @@ class VGGFeatures(nn.Module):
         self.features = features
         self.taps = {indices[name]: name for name in layers}
         self.convolutions = [index for index, layer in enumerate(features) if isinstance(layer, nn.Conv2d)]
+        self.strides, self.channels, self.reach = _geometry(features, self.taps)
         self._autocast_weights: tuple[tuple, dict[int, tuple[Tensor, Tensor]]] | None = None
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
@@ -124,3 +125,22 @@ class VGGFeatures(nn.Module):
             copies = {index: (layer.weight.to(dtype), layer.bias.to(dtype)) for index, layer in layers.items()}
             self._autocast_weights = (key, copies)
         return self._autocast_weights[1]
+
+
+def _geometry(features: nn.Sequential, taps: dict[int, str]) -> tuple[dict[str, int], dict[str, int], int]:
+    """({layer: its stride in pixels}, {layer: its channels}, the deepest layer's reach): how far beyond its own
+    stride-sized cell of pixels one position of the deepest layer sees, on either side (its receptive field is
+    the cell plus twice the reach).
+
+    relu5_1 of VGG19: stride 16, reach 70 (a 156-px receptive field).
+    """
+    strides, channels, stride, reach, width = {}, {}, 1, 0, 3
+    for index, layer in enumerate(features):
+        if isinstance(layer, nn.Conv2d):
+            reach += stride * layer.padding[0]  # a 3x3 convolution padded by 1 sees one more position each side
+            width = layer.out_channels
+        elif isinstance(layer, nn.MaxPool2d | nn.AvgPool2d):
+            stride *= 2  # a 2x2 pooling merges two cells: wider cells, no wider reach
+        if index in taps:
+            strides[taps[index]], channels[taps[index]] = stride, width
+    return strides, channels, reach

@@ -54,3 +54,17 @@ def _covariance(pixels: Tensor) -> Tensor:
 def _sqrtm(matrix: Tensor) -> Tensor:
     values, vectors = torch.linalg.eigh(matrix)
     return vectors @ torch.diag(values.clamp_min(0).sqrt()) @ vectors.T
+
+
+def style_as_seen(style: Tensor, content: Tensor, color: str) -> Tensor:
+    """The style image as the network sees it under the `color` control (`none`, `luminance` or `match`)."""
+    if color == "match":
+        return match_color(style, content)
+    if color == "luminance":
+        return match_luminance(style, content)
+    return style
+
+
+def content_as_seen(content: Tensor, color: str) -> Tensor:
+    """The content photo as the network sees it under `color`: its luminance alone in `luminance` mode."""
+    return luminance_as_rgb(content) if color == "luminance" else content

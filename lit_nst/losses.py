@@ -17,11 +17,17 @@ def gram(features: Tensor) -> Tensor:
     Returns:
         (B, C, C) float32 Grams.
     """
+    _, channels, height, width = features.shape
+    return gram_sum(features) / (channels * height * width)
+
+
+def gram_sum(features: Tensor) -> Tensor:
+    """F Fᵀ of each image, unnormalised, in float32: (B, C, H, W) -> (B, C, C). Sums over positions add up."""
     batch, channels, height, width = features.shape
     # Under bf16 autocast the matmul would run (and sum H·W products) in bf16; Grams must not.
     with torch.autocast(features.device.type, enabled=False):
         flat = features.float().reshape(batch, channels, height * width)  # (B, C, HW)
-        return torch.bmm(flat, flat.transpose(1, 2)) / (channels * height * width)
+        return torch.bmm(flat, flat.transpose(1, 2))
 
 
 def region_weights(mask: Tensor) -> Tensor:

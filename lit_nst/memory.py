@@ -33,14 +33,23 @@ def estimate_run_bytes(
     activation_bytes: int,
     optimizer_on_pictures: bool = False,
     active_jobs: list[int] | None = None,
+    window: int | None = None,
 ) -> int:
     """Peak bytes of one step of jobs of (h, w) `shapes`: weights, every job's activations (their graphs
     live until backward), the backward pass's transients, the target canvas with its gradient, and the
     optimizer's per-pixel vectors: over the whole canvas, or with `optimizer_on_pictures` (JobwiseLBFGS)
-    over each job's own pixels. With `active_jobs`, only those jobs pass through the network (a DDP rank's)."""
+    over each job's own pixels. With `active_jobs`, only those jobs pass through the network (a DDP rank's).
+    With `window`, the network sees one block of at most window x window pixels at a time (lit_nst.tiling),
+    and each job keeps its picture, the gradient the blocks add up and the clamped copy the loss reads."""
     weights = sum(buffer.numel() * buffer.element_size() for buffer in backbone.buffers())
     active = shapes if active_jobs is None else [shapes[job] for job in active_jobs]
-    per_job = [activation_elements(backbone, height, width) for height, width in active] or [(0, 0)]
+    held = 0
+    if window is None:
+        per_job = [activation_elements(backbone, height, width) for height, width in active] or [(0, 0)]
+    else:  # one block's graph at a time, the largest any job has
+        per_job = [max((activation_elements(backbone, min(h, window), min(w, window)) for h, w in active),
+                       default=(0, 0))]  # fmt: skip
+        held = sum(3 * h * w * 4 for h, w in active) * 3
     # one canvas holds every job, at the largest height and width (see lit_nst.canvas)
     canvas = len(shapes) * 3 * max(h for h, _ in shapes) * max(w for _, w in shapes) * 4
     pictures = sum(3 * h * w * 4 for h, w in shapes)
@@ -49,9 +58,11 @@ def estimate_run_bytes(
     if activation_bytes < 4:
         # the losses' float32 copies of the layers they read, and the half-precision copy of the weights
         # kept for the run (lit_nst.backbone)
-        activations += sum(tapped_elements(backbone, height, width) for height, width in active) * 4
+        tapped = [tapped_elements(backbone, min(h, window or h), min(w, window or w)) for h, w in active]
+        activations += (sum(tapped) if window is None else max(tapped, default=0)) * 4  # tiled: one block at a time
         weights += weights * activation_bytes // 4
-    return weights + activations + 2 * canvas + optimizer_vectors * (pictures if optimizer_on_pictures else canvas)
+    optimizer_state = optimizer_vectors * (pictures if optimizer_on_pictures else canvas)
+    return weights + held + activations + 2 * canvas + optimizer_state
 
 
 def runtime_overhead_bytes(device: torch.device) -> int:
@@ -95,32 +106,39 @@ def estimate_fit_bytes(
     max_steps: int,
     precision: str,
     device: torch.device,
+    content_layers: list[str],
+    window: int | None = None,
+    history: int | None = None,
 ) -> int:
     """Peak bytes of one process of a run: the activations of its own jobs (`rank_jobs`), the whole canvas and
-    the optimizer's state over every job (each rank holds the target and updates all of it)."""
+    the optimizer's state over every job (each rank holds the target and updates all of it), the content
+    targets; with `window`, blocks of at most that side; with `history`, that many L-BFGS pairs."""
     if isinstance(optimizer, torch.optim.LBFGS | JobwiseLBFGS):
         # two vectors per curvature pair (one pair per step, up to history_size), plus direction,
         # previous gradient and flat gradient
-        history = optimizer.defaults["history_size"]
+        history = history or optimizer.defaults["history_size"]
         vectors = 2 * min(history, max_steps if max_steps > 0 else history) + 3
     else:
         vectors = 2  # Adam's moments; an overestimate for SGD
     activation_bytes = 2 if precision in ("bf16-mixed", "16-mixed", "bf16-true", "16-true") else 4
     jobwise = isinstance(optimizer, JobwiseLBFGS)
-    tensors = estimate_run_bytes(backbone, shapes, vectors, activation_bytes, jobwise, rank_jobs)
-    return tensors + runtime_overhead_bytes(device)
+    tensors = estimate_run_bytes(backbone, shapes, vectors, activation_bytes, jobwise, rank_jobs, window)
+    targets = sum(backbone.channels[name] * (h // backbone.strides[name]) * (w // backbone.strides[name]) * 4
+                  for h, w in shapes for name in content_layers)  # fmt: skip
+    return tensors + targets + runtime_overhead_bytes(device)
 
 
-def fit_refusal(estimate: int, processes: int, free: int, size: int) -> str | None:
+def fit_refusal(estimate: int, processes: int, free: int, size: int, remedies: list[str] = ()) -> str | None:
     """Why a run of `processes` processes needing `estimate` bytes each cannot fit in `free`, naming the largest
-    size that would; None when it fits."""
+    size that would, after any other `remedies`; None when it fits."""
     needed = estimate * processes
     if needed <= free:
         return None
     # Everything but the weights grows with the pixel count, i.e. with size².
     largest = int(size * (free / needed) ** 0.5) // 16 * 16
     each = f" ({processes} processes of {estimate / GIB:.1f} GiB)" if processes > 1 else ""
+    others = ", ".join(remedies or ["fewer jobs per device", "--trainer.precision bf16-mixed"])
     return (
         f"this run needs about {needed / GIB:.1f} GiB{each} but the device has {free / GIB:.1f} GiB free: "
-        f"use --data.size {largest} or less, fewer jobs per device, or --trainer.precision bf16-mixed"
+        f"use --data.size {largest} or less, {others}"
     )

@@ -1,20 +1,25 @@
 """How good a result is, in numbers: structure kept from the content, style reached, smoothness."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from lit_nst.objective import StyleObjective
+from lit_nst.objective import LossTerms
 
 METRICS = ("ssim", "psnr", "style", "tv")  # the measures of each row, in table order
 
 
 def quality_metrics(
-    objective: StyleObjective, results: Sequence[Tensor], contents: Sequence[Tensor], job_ids: Tensor
+    objective: Callable[[Sequence[Tensor], Tensor], LossTerms],
+    results: Sequence[Tensor],
+    contents: Sequence[Tensor],
+    job_ids: Tensor,
 ) -> list[dict]:
     """One row per job of `job_ids`: SSIM and PSNR against the content, the unweighted style loss, total variation.
+
+    `objective` is the StyleObjective, or how the run evaluates it (lit_nst.tiling).
 
     `results` and `contents` hold every job's (3, h, w) image, in job order.
     """

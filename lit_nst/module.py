@@ -12,15 +12,16 @@ from torch import Tensor, nn
 from lit_nst.backbone import Arch, Pooling, VGGFeatures
 from lit_nst.canvas import crops, pad_stack, resized
 from lit_nst.clamping import clamp_for_loss
-from lit_nst.color import luminance_as_rgb, match_color, match_luminance, with_chroma
+from lit_nst.color import content_as_seen, style_as_seen, with_chroma
 from lit_nst.errors import DivergedError, UsageError
 from lit_nst.files import file_sha256
 from lit_nst.initial import Init, initial_image, job_seed
-from lit_nst.memory import estimate_fit_bytes, fit_refusal, free_bytes
+from lit_nst.memory import free_bytes
 from lit_nst.metrics import METRICS, metrics_table, quality_metrics, table_rows
 from lit_nst.objective import LossTerms, StyleObjective, normalised_layer_weights
 from lit_nst.optim import JobwiseLBFGS, apply_settings, optimizer_settings, reset_optimizer_state
 from lit_nst.preprocessing import Preprocess, PreprocessingName
+from lit_nst.tiling import BlockWalk, MemoryPlan, Share, check_tile_size, fit_estimate, plan_memory
 from lit_nst.weights import weight_source
 
 Color = Literal["none", "luminance", "match"]
@@ -56,6 +57,7 @@ class StyleTransfer(L.LightningModule):
         init: Init = "content",
         compile: bool = False,
         color: Color = "none",
+        tile_size: int | Literal["auto"] = "auto",
     ) -> None:
         """
         Args:
@@ -76,6 +78,9 @@ class StyleTransfer(L.LightningModule):
             compile: run the feature extractor through torch.compile (pays off on GPUs for long runs).
             color: `luminance` transfers the style to the luminance only and keeps the photo's colours;
                 `match` first gives the style image the photo's colour statistics (Gatys et al. 2017).
+            tile_size: evaluate the objective in blocks of this many pixels a side, exactly (lit_nst.tiling): output
+                size bounded by memory for the image, not for the network's activations. `auto` tiles only when
+                the whole picture would not fit (or, under DDP, to share one picture's blocks); 0 never tiles.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -92,6 +97,8 @@ class StyleTransfer(L.LightningModule):
             style_weight,
             tv_weight,
         )
+        check_tile_size(tile_size, self.objective)
+        self.block_walk: BlockWalk | None = None  # set in `on_fit_start` when the run is tiled
         self.init = init
         # The real image is created in `setup`, once the data module has loaded the content.
         self.target = nn.Parameter(torch.empty(0))
@@ -109,7 +116,7 @@ class StyleTransfer(L.LightningModule):
 
     def training_step(self, job_ids: Tensor, batch_idx: int) -> Tensor:
         # Under DDP each rank holds the whole target but computes only its own jobs.
-        terms = self.objective(self.picture(), job_ids)
+        terms = self.evaluate(self.picture(), job_ids)
         total = terms.total.sum()
         distributed = self.trainer.world_size > 1
         nonfinite = (~torch.isfinite(total)).float()
@@ -122,28 +129,20 @@ class StyleTransfer(L.LightningModule):
                 "(--optimizer.lr) or the style weight (--model.style_weight); the last good checkpoint and "
                 "image were kept"
             )
-        self.log_dict(
-            {
-                "loss/content": terms.content.sum(),
-                "loss/style": terms.style.sum(),
-                "loss/tv": terms.tv.sum(),
-                "loss/total": total,
-            },
-            prog_bar=True,
-            on_step=True,
-            on_epoch=False,
-            sync_dist=distributed,
-            reduce_fx="sum",
-        )
-        # DDP averages gradients over ranks; a job lives on one rank, so undo the division by world size.
-        return total * (self.optimizer_loss_scale * self.trainer.world_size)
+        losses = {f"loss/{term}": getattr(terms, term).sum() for term in ("content", "style", "tv")}
+        self.log_dict({**losses, "loss/total": total}, prog_bar=True, on_step=True, on_epoch=False,
+                      sync_dist=distributed and not self.shares_jobs, reduce_fx="sum")  # fmt: skip
+        # DDP averages gradients over ranks; a job lives on one rank, so undo the division by world size
+        # (shared blocks leave the whole gradient on every rank already).
+        return total * (self.optimizer_loss_scale * (1 if self.shares_jobs else self.trainer.world_size))
 
     def validation_step(self, job_ids: Tensor, batch_idx: int) -> None:
         """Quality of the current images: SSIM/PSNR against the content, style loss, total variation."""
         contents = crops(self.original_contents, self.image_shapes)
-        rows = quality_metrics(self.objective, self.result(), contents, job_ids)
+        job_ids = torch.arange(len(contents)) if self.shares_jobs else job_ids
+        rows = quality_metrics(self.evaluate, self.result(), contents, job_ids)
         table = metrics_table(rows, len(self.image_shapes), self.device)
-        if self.trainer.world_size > 1:  # every job's row on every rank: each measured its own jobs (an idle one none)
+        if self.trainer.world_size > 1 and not self.shares_jobs:  # every job's row on every rank: each measured its own
             table = self.trainer.strategy.reduce(table, reduce_op="sum")
         self.quality = table_rows(table)
         names = [job.name for job in self.trainer.datamodule.jobs]
@@ -164,7 +163,7 @@ class StyleTransfer(L.LightningModule):
             # very Parameter object. One canvas for all jobs, whatever their shapes (see lit_nst.canvas).
             seeds = [job_seed(torch.initial_seed(), job.identity()) if self.init == "noise" else 0 for job in jobs]
             starts = [initial_image(self.init, content, seed) for content, seed in zip(
-                self._working_contents(jobs), seeds, strict=True)]  # fmt: skip
+                [content_as_seen(job.content, self.hparams.color) for job in jobs], seeds, strict=True)]  # fmt: skip
             self.target.data = pad_stack(starts, self.canvas_shape)
 
     def _jobs(self) -> list:
@@ -181,15 +180,10 @@ class StyleTransfer(L.LightningModule):
         """Each job's (h, w) corner of the target canvas at the current scale."""
         return [job.shape for job in self._jobs()]
 
-    def _working_contents(self, jobs: list) -> list[Tensor]:
-        """What the network is shown of the contents of `jobs`."""
-        originals = [job.content for job in jobs]
-        return [luminance_as_rgb(content) for content in originals] if self.hparams.color == "luminance" else originals
-
     def _prepare_scale(self) -> None:
         """Content and style targets of the current scale, on the device."""
         jobs = self._jobs()
-        working = [content.to(self.device) for content in self._working_contents(jobs)]
+        working = [content_as_seen(job.content, self.hparams.color).to(self.device) for job in jobs]
         canvas = self.canvas_shape
         self.register_buffer("original_contents", pad_stack([job.content for job in jobs], canvas).to(self.device),
                              persistent=False)  # fmt: skip
@@ -198,9 +192,9 @@ class StyleTransfer(L.LightningModule):
                              if has_content_mask else None, persistent=False)  # fmt: skip
         self.register_buffer("kept_contents", pad_stack(working, canvas) if has_content_mask else None,
                              persistent=False)  # fmt: skip
-        regions = [job.regions([self._styled_input(style.to(self.device), job.content.to(self.device))
+        regions = [job.regions([style_as_seen(style.to(self.device), job.content.to(self.device), self.hparams.color)
                                 for style in job.styles]) for job in jobs]  # fmt: skip
-        self.objective.set_targets(working, regions)
+        self.evaluate.set_targets(working, regions)
         optimizer = self.optimizers().optimizer
         if isinstance(optimizer, JobwiseLBFGS):
             optimizer.set_job_shapes(self.image_shapes)
@@ -213,16 +207,16 @@ class StyleTransfer(L.LightningModule):
                 "use --optimizer lit_nst.optim.JobwiseLBFGS"
             )
         # Before any work on the device: a run that cannot fit is refused, not killed halfway.
-        self.memory_estimate = self.estimate_memory(optimizer)
-        # DDP processes on a CPU share the machine's memory; on GPUs each has its own device.
-        processes = self.trainer.num_devices if self.device.type == "cpu" else 1
-        refusal = fit_refusal(self.memory_estimate, processes, free_bytes(self.device), self.trainer.datamodule.size)
+        plan = self._plan_memory(optimizer)
+        self.memory_estimate, refusal = plan.estimate, plan.refusal
         if self.trainer.world_size > 1:  # every rank refuses, or none: a rank left alone would wait forever
             refused = torch.tensor(float(refusal is not None), device=self.device)
             if self.trainer.strategy.reduce(refused, reduce_op="sum").item() and refusal is None:
                 refusal = "another process's device cannot hold its share of this run: use fewer jobs per device"
         if refusal is not None:
             raise UsageError(refusal)
+        share = Share(self.trainer.global_rank, self.trainer.world_size)
+        self.block_walk = BlockWalk(self.objective, plan.tile_size, share) if plan.tile_size else None
         # L-BFGS's curvature history assumes the iterate it produced; clamping it each step breaks it.
         quasi_newton = isinstance(optimizer, torch.optim.LBFGS | JobwiseLBFGS)
         self.clamp_every_step = not quasi_newton
@@ -234,12 +228,32 @@ class StyleTransfer(L.LightningModule):
         if self.hparams.compile and not isinstance(self.objective.backbone, torch._dynamo.eval_frame.OptimizedModule):
             self.objective.backbone = torch.compile(self.objective.backbone)
 
-    def estimate_memory(self, optimizer: torch.optim.Optimizer) -> int:
-        """Peak bytes of a step of this rank's jobs on its device, at the output size (see lit_nst.memory)."""
-        shapes = [job.shape for job in self.trainer.datamodule.jobs]
-        rank_jobs = self.trainer.datamodule.rank_job_ids().tolist()
-        return estimate_fit_bytes(self.objective.backbone, shapes, rank_jobs, optimizer, self.trainer.max_steps,
-                                  str(self.trainer.precision), self.device)  # fmt: skip
+    def _plan_memory(self, optimizer: torch.optim.Optimizer) -> MemoryPlan:
+        """This rank's block size and peak bytes at the output size (lit_nst.memory), the same on every rank."""
+        trainer, data = self.trainer, self.trainer.datamodule
+        shapes = [job.shape for job in data.jobs]
+        estimate = fit_estimate(self.objective, shapes, data.rank_job_ids().tolist(), trainer.world_size, optimizer,
+                                trainer.max_steps, str(trainer.precision), self.device)  # fmt: skip
+        # DDP processes on a CPU share the machine's memory; on GPUs each has its own device.
+        processes = trainer.num_devices if self.device.type == "cpu" else 1
+        settings = (self.objective, shapes, trainer.world_size, estimate, processes, free_bytes(self.device), data.size,
+                    optimizer.defaults.get("history_size"))  # fmt: skip
+        plan = plan_memory(self.hparams.tile_size, *settings)
+        if trainer.world_size > 1:  # each rank read its own free memory: all walk rank 0's blocks, each checks them
+            plan = plan_memory(trainer.strategy.broadcast(plan.tile_size), *settings)
+        if plan.tile_size and str(trainer.precision) == "16-mixed":
+            raise UsageError("16-mixed's gradient scaler cannot reach inside the blocks: use bf16-mixed or 32-true")
+        return plan
+
+    @property
+    def evaluate(self) -> StyleObjective | BlockWalk:
+        """The objective, as this run evaluates it: whole, or block by block."""
+        return self.objective if self.block_walk is None else self.block_walk
+
+    @property
+    def shares_jobs(self) -> bool:
+        """Every rank evaluates every job (its share of the blocks): terms and metrics are whole on every rank."""
+        return self.block_walk is not None and self.block_walk.shares_jobs
 
     def on_train_start(self) -> None:
         changed = apply_settings(self.optimizers().optimizer, self.optimizer_settings)
@@ -247,6 +261,9 @@ class StyleTransfer(L.LightningModule):
             said = ", ".join(f"--optimizer.{key} {now} (the checkpoint's was {before})"
                              for key, (before, now) in changed.items())  # fmt: skip
             print(f"lit-nst: resuming with {said}", file=sys.stderr)
+        if self.block_walk is not None and self.trainer.is_global_zero:
+            print(f"lit-nst: {self.block_walk.describe([job.shape for job in self.trainer.datamodule.jobs])}",
+                  file=sys.stderr)  # fmt: skip
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.clamp_every_step:
@@ -295,14 +312,6 @@ class StyleTransfer(L.LightningModule):
         if self.hparams.weights not in ("caffe", "imagenet"):  # a file: what it holds, not where it lies
             identity["model.weights"] = f"sha256:{file_sha256(Path(self.hparams.weights))}"
         return identity
-
-    def _styled_input(self, style: Tensor, content: Tensor) -> Tensor:
-        """The style image as the network sees it under `color`."""
-        if self.hparams.color == "match":
-            return match_color(style, content)
-        if self.hparams.color == "luminance":
-            return match_luminance(style, content)
-        return style
 
     def picture(self) -> Tensor:
         """The canvas the network sees: the target as written, in [0, 1], the photo kept where a mask is black."""

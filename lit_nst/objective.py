@@ -1,6 +1,6 @@
 """The weighted Gatys et al. objective over a frozen backbone, with its targets computed once."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -77,57 +77,84 @@ class StyleObjective(nn.Module):
         """(B, 3, H, W) RGB in [0, 1] -> activations of every layer the objective uses."""
         return self.backbone(self.preprocess(image))
 
+    def content_maps(self, image: Tensor) -> dict[str, Tensor]:
+        """(1, 3, H, W) -> the content layers' activations, in float32."""
+        features = self.features(image)
+        return {name: features[name].float() for name in self.content_layers}
+
+    def grams(self, image: Tensor) -> dict[str, Tensor]:
+        """(1, 3, H, W) -> the style layers' (1, C, C) Grams."""
+        features = self.features(image)
+        return {name: gram(features[name]) for name in self.style_layers}
+
     @torch.no_grad()
-    def set_targets(self, contents: Sequence[Tensor], styles: Sequence[Tensor | list[StyleRegion]]) -> None:
+    def set_targets(
+        self,
+        contents: Sequence[Tensor],
+        styles: Sequence[Tensor | list[StyleRegion]],
+        content_maps: Callable[[Tensor], dict[str, Tensor]] | None = None,
+        grams: Callable[[Tensor], dict[str, Tensor]] | None = None,
+    ) -> None:
         """Compute every job's content features and style Grams once, on the device of `contents`.
 
         Args:
             contents: job i's (3, h_i, w_i) content image; the jobs' shapes may differ.
             styles: job i's (3, h, w) style image (applied everywhere), or its list of regions.
+            content_maps, grams: how to compute them, if not through the whole network at once (see lit_nst.tiling).
         """
+        content_maps, grams = content_maps or self.content_maps, grams or self.grams
         self.targets = []
         for content, job_styles in zip(contents, styles, strict=True):
             # Every image through the network alone, as in `forward`, so a job's targets do not depend on the batch.
-            content_features = self.features(content.unsqueeze(0))
             regions = [StyleRegion([job_styles], [1.0])] if isinstance(job_styles, Tensor) else job_styles
+            shape = image_shape(content)
             self.targets.append(
                 JobTargets(
-                    shape=image_shape(content),
-                    content={name: content_features[name].float() for name in self.content_layers},
-                    regions=[self._region_targets(region, content_features) for region in regions],
+                    shape=shape,
+                    content=content_maps(content.unsqueeze(0)),
+                    regions=[self._region_targets(region, shape, grams) for region in regions],
                 )
             )
 
-    def _region_targets(self, region: StyleRegion, content_features: dict[str, Tensor]) -> RegionTargets:
-        per_style = [self.features(style.unsqueeze(0)) for style in region.styles]
+    def _region_targets(self, region: StyleRegion, shape: tuple[int, int], grams: Callable) -> RegionTargets:
+        per_style = [grams(style.unsqueeze(0)) for style in region.styles]
         # A blend of styles is the weighted sum of their Grams (Gatys et al. 2017).
-        grams = {name: sum(weight * gram(f[name]) for weight, f in zip(region.blend, per_style, strict=True))
-                 for name in self.style_layers}  # fmt: skip
+        blended = {name: sum(weight * g[name] for weight, g in zip(region.blend, per_style, strict=True))
+                   for name in self.style_layers}  # fmt: skip
         if region.mask is None:
-            return RegionTargets(grams, None)
+            return RegionTargets(blended, None)
         # The region at each layer's resolution: the fraction of each feature's cell inside it.
         weights = {}
         for name in self.style_layers:
-            features = content_features[name]
-            mask = region.mask[None].to(features.device, torch.float32)
-            weights[name] = region_weights(interpolate(mask, size=features.shape[-2:], mode="area"))
-        return RegionTargets(grams, weights)
+            stride = self.backbone.strides[name]
+            mask = region.mask[None].to(region.styles[0].device, torch.float32)
+            size = (shape[0] // stride, shape[1] // stride)
+            weights[name] = region_weights(interpolate(mask, size=size, mode="area"))
+        return RegionTargets(blended, weights)
 
-    def forward(self, images: Tensor | Sequence[Tensor], job_ids: Tensor | None = None) -> LossTerms:
+    def forward(
+        self,
+        images: Tensor | Sequence[Tensor],
+        job_ids: Tensor | None = None,
+        job_terms: Callable[[Tensor, int], LossTerms] | None = None,
+    ) -> LossTerms:
         """Loss terms of the jobs `job_ids` (all if None), job j's picture being the corner of `images[j]`.
 
         `images` is the (jobs, 3, H, W) canvas (see lit_nst.canvas) or a list of each job's (3, h, w) picture.
+        `job_terms(picture, job)` evaluates one job, if not through the whole network at once (lit_nst.tiling).
         """
+        job_terms = job_terms or self.job_terms
         jobs = range(len(self.targets)) if job_ids is None else job_ids.tolist()  # one host sync per step
         # One job at a time through the network: a batch changes the convolutions' float rounding, which
         # L-BFGS amplified to 4/255 between a job run alone and in a batch after 15 steps.
-        per_job = [self._job_terms(crop(images[job], self.targets[job].shape).unsqueeze(0), job) for job in jobs]
+        per_job = [job_terms(crop(images[job], self.targets[job].shape).unsqueeze(0), job) for job in jobs]
         if not per_job:  # a DDP rank with no job still takes part in the gradient exchange
             zero = images[0].sum() * 0.0
             return LossTerms(zero[None][:0], zero[None][:0], zero[None][:0], zero[None][:0] + zero)
         return LossTerms(*(torch.cat(terms) for terms in zip(*per_job, strict=True)))
 
-    def _job_terms(self, image: Tensor, job: int) -> LossTerms:
+    def job_terms(self, image: Tensor, job: int) -> LossTerms:
+        """The terms of job `job` for its (1, 3, h, w) picture."""
         features = self.features(image)
         targets = self.targets[job]
         content = content_loss(features, targets.content, self.content_layers)

@@ -62,6 +62,16 @@ CASES = {
         "--data.content", photo("chelsea"), "--data.style", listed(painting("starry_night"), painting("the_scream")),
         "--model.color", "match", "--model.init", "white", "--data.size", "40", "--trainer.max_steps", "6",
     ], processes=False, resume=True),
+    "tiled: regions, content mask, schedule, one picture shared by two processes": dict(flags=[
+        "--data.content", photo("coffee"), "--data.style", listed(painting("starry_night"), painting("the_scream")),
+        "--data.style_masks", listed("{left}", "null"), "--data.content_mask", "{right}", *SCHEDULE,
+        "--model.tile_size", "16",
+    ], processes=True, resume=True),
+    "tiled: three jobs of two shapes, luminance, bf16-mixed": dict(flags=[
+        "--data.content", listed(photo("chelsea"), photo("coffee"), photo("astronaut")), "--data.style",
+        painting("the_scream"), "--data.size", "32", "--trainer.max_steps", "6", "--trainer.precision", "bf16-mixed",
+        "--model.color", "luminance", "--model.tile_size", "16",
+    ], processes=True, resume=True),
 }  # fmt: skip
 
 

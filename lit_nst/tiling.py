@@ -1,0 +1,367 @@
+"""Block by block: a picture's whole objective and its exact gradient, in the memory of one block.
+
+A Gram is a sum over positions, G = Σ_blocks F_b F_bᵀ / (C·H·W), and so is the content term. Galerne et al.
+("Scaling Painting Style Transfer", EGSR 2024) evaluate the global objective that way: a first pass without
+gradients adds up every style layer's Gram over the blocks; a second pass runs each block with gradients and
+hands its features the gradient of the global loss, which, the global Grams known, depends on a block only
+through its own features. The objective keeps its meaning (lit_nst.objective); this is how it is evaluated.
+
+Each block owns a partition of every layer's positions, the cells of its inner pixels, and backpropagates from
+those alone, so the blocks' pixel gradients add up to the exact gradient. Its halo only has to make the owned
+features exact: the deepest layer's reach (70 px for relu5_1), rounded up to that layer's stride so every
+pooling grid lines up (80 px). Under DDP the ranks share the blocks, sum their Grams and then their gradients,
+so every rank holds the whole picture's terms and gradient: N processes make the 1-process picture.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, distributed
+from torch.autograd.function import once_differentiable
+
+from lit_nst.canvas import image_shape
+from lit_nst.errors import UsageError
+from lit_nst.losses import gram_sum, mean_squared_error, total_variation
+from lit_nst.memory import estimate_fit_bytes, fit_refusal
+from lit_nst.objective import JobTargets, LossTerms, StyleObjective
+
+AUTO_TILE_SIZES = (2048, 1536, 1024, 768, 512, 384, 256)  # what `auto` tries, largest (least halo) first
+
+
+class Share(NamedTuple):
+    """Which of the blocks this process evaluates: every `world`-th, from `rank`."""
+
+    rank: int = 0
+    world: int = 1
+
+
+class Block(NamedTuple):
+    inner: tuple[int, int, int, int]  # top, bottom, left, right: the pixels whose cells the block owns
+    window: tuple[int, int, int, int]  # the pixels it reads: inner and halo, within the picture
+    picture: tuple[int, int]  # the whole picture's (h, w)
+
+    def read(self, image: Tensor) -> Tensor:
+        top, bottom, left, right = self.window
+        return image[..., top:bottom, left:right]
+
+    def owned(self, stride: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+        """The positions of a layer of `stride` that this block owns: (in its own map, in the picture's map)."""
+        (top, bottom, left, right), (window_top, _, window_left, _) = self.inner, self.window
+        height, width = self.picture
+        # The last block also owns the positions a floor division leaves past its last whole cell.
+        rows = (top // stride, height // stride if bottom == height else bottom // stride)
+        columns = (left // stride, width // stride if right == width else right // stride)
+        rows_here, columns_here = window_top // stride, window_left // stride
+        local = (slice(rows[0] - rows_here, rows[1] - rows_here), slice(columns[0] - columns_here,
+                                                                         columns[1] - columns_here))  # fmt: skip
+        return local, (slice(*rows), slice(*columns))
+
+
+def spans(length: int, tile: int, stride: int) -> list[tuple[int, int]]:
+    """[start, end) pieces of at most `tile` pixels covering `length`, as even as `stride` allows."""
+    pieces = -(-length // tile)
+    # every piece but the last a whole number of the deepest layer's cells
+    step = _round_up(_round_up(length, pieces) // pieces, stride)
+    return [(start, min(start + step, length)) for start in range(0, length, step)]
+
+
+class BlockWalk:
+    """`objective` evaluated block by block: the same terms and gradient, to float rounding."""
+
+    def __init__(self, objective: StyleObjective, tile_size: int, share: Share | None = None) -> None:
+        self.objective = objective
+        self.tile_size = tile_size
+        self.share = share or Share()
+        self.stride, self.halo = block_geometry(objective)
+
+    @property
+    def shares_jobs(self) -> bool:
+        """Every process evaluates every job (its share of the blocks), so terms are whole on every rank."""
+        return self.share.world > 1
+
+    def describe(self, shapes: list[tuple[int, int]]) -> str:
+        counts = [len(self.blocks(shape)) for shape in shapes]
+        count = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
+        shared = f", shared by {self.share.world} processes" if self.shares_jobs else ""
+        return (f"objective evaluated in blocks of at most {self.tile_size} px with a halo of {self.halo} px "
+                f"({count} per picture at the output size{shared})")  # fmt: skip
+
+    def blocks(self, shape: tuple[int, int]) -> list[Block]:
+        height, width = shape
+        blocks = []
+        for top, bottom in spans(height, self.tile_size, self.stride):
+            for left, right in spans(width, self.tile_size, self.stride):
+                window = (max(top - self.halo, 0), min(bottom + self.halo, height),
+                          max(left - self.halo, 0), min(right + self.halo, width))  # fmt: skip
+                blocks.append(Block((top, bottom, left, right), window, shape))
+        return blocks
+
+    def _mine(self, blocks: list[Block], offset: int = 0) -> list[Block]:
+        return [block for index, block in enumerate(blocks) if (index + offset) % self.share.world == self.share.rank]
+
+    def __call__(self, images: Tensor | list[Tensor], job_ids: Tensor | None = None) -> LossTerms:
+        """As `StyleObjective.forward`; when shared, every job, whatever `job_ids` says."""
+        return self.objective(images, None if self.shares_jobs else job_ids, self.job_terms)
+
+    def job_terms(self, image: Tensor, job: int) -> LossTerms:
+        """The terms of job `job` for its (1, 3, h, w) picture; the total's gradient is the untiled one."""
+        blocks = self.blocks(image_shape(image))
+        if len(blocks) == 1 and not self.shares_jobs:
+            return self.objective.job_terms(image, job)
+        objective = self.objective
+        content, style, gradients = self._walk(image, objective.targets[job], self._mine(blocks, job))
+        weighted = objective.content_weight * content + objective.style_weight * style
+        if gradients is not None:
+            weighted = _WithGradient.apply(image, weighted, gradients)
+        tv = total_variation(image)  # of the pixels: no network, no blocks
+        return LossTerms(content, style, tv, weighted + objective.tv_weight * tv)
+
+    def _walk(self, image: Tensor, targets: JobTargets, blocks: list[Block]) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(content, style, the weighted sum's gradient for `image` if it requires one) from this rank's blocks."""
+        wants_gradient = torch.is_grad_enabled() and image.requires_grad
+        objective, image = self.objective, image.detach()
+        # Pass 1, no gradients: the content term and every region's Grams, summed over the blocks.
+        content = image.new_zeros(1, dtype=torch.float32)
+        sums = [{name: self._zeros_gram(name, image) for name in objective.style_layers} for _ in targets.regions]
+        with torch.no_grad():
+            for block in blocks:
+                features = objective.features(block.read(image))
+                content += self._content_sum(features, targets, block)
+                for region, region_sums in zip(targets.regions, sums, strict=True):
+                    for name in objective.style_layers:
+                        region_sums[name] += gram_sum(self._owned(features, name, block, region.weights))
+        content, sums = self._summed_over_ranks(content, sums)
+        grams = [{name: total / self._positions(name, image) for name, total in region_sums.items()}
+                 for region_sums in sums]  # fmt: skip
+        style = sum(weight * mean_squared_error(region_grams[name], region.grams[name])
+                    for region, region_grams in zip(targets.regions, grams, strict=True)
+                    for name, weight in objective.style_layers.items())  # fmt: skip
+        if not wants_gradient:
+            return content, style, None
+        # Pass 2: each block backpropagates, from the positions it owns, d(total)/dG applied to its own F Fᵀ.
+        # d/dG of style_weight · w · mean((G − T)²) is style_weight · w · 2 (G − T) / C².
+        pulls = [{name: objective.style_weight * weight * 2.0 * (region_grams[name] - region.grams[name])
+                  / (region_grams[name].shape[-1] ** 2 * self._positions(name, image))
+                  for name, weight in objective.style_layers.items()}
+                 for region, region_grams in zip(targets.regions, grams, strict=True)]  # fmt: skip
+        gradients = torch.zeros_like(image)
+        for block in blocks:
+            window = block.read(image).detach().requires_grad_()
+            with torch.enable_grad():
+                features = objective.features(window)
+                surrogate = objective.content_weight * self._content_sum(features, targets, block)
+                for region, region_pulls in zip(targets.regions, pulls, strict=True):
+                    for name, pull in region_pulls.items():
+                        owned = gram_sum(self._owned(features, name, block, region.weights))
+                        surrogate = surrogate + (pull * owned).sum()
+                (gradient,) = torch.autograd.grad(surrogate.sum(), window)
+            block.read(gradients).add_(gradient)
+        if self.shares_jobs:
+            # The whole gradient on every rank, before anything downstream reads it: the clamp's backward
+            # (lit_nst.clamping) decides by its sign, and a sign of one rank's share is not the sign of the sum.
+            distributed.all_reduce(gradients)
+        return content, style, gradients
+
+    def _content_sum(self, features: dict[str, Tensor], targets: JobTargets, block: Block) -> Tensor:
+        """Σ_l w_l · Σ_owned (F_l − T_l)² / (C·h_l·w_l): the block's share of the content term, (1,)."""
+        total = 0.0
+        for name, weight in self.objective.content_layers.items():
+            local, picture = block.owned(self.objective.backbone.strides[name])
+            target = targets.content[name]
+            difference = features[name][..., local[0], local[1]].float() - target[..., picture[0], picture[1]]
+            total = total + weight * difference.square().sum(dim=(1, 2, 3)) / target[0].numel()
+        return total
+
+    def _owned(self, features: dict[str, Tensor], name: str, block: Block, weights: dict | None) -> Tensor:
+        local, picture = block.owned(self.objective.backbone.strides[name])
+        owned = features[name][..., local[0], local[1]]
+        return owned if weights is None else owned * weights[name][..., picture[0], picture[1]]
+
+    def _positions(self, name: str, image: Tensor) -> int:
+        """C·h_l·w_l of layer `name` over the whole picture: a Gram's normaliser."""
+        stride = self.objective.backbone.strides[name]
+        height, width = image_shape(image)
+        return self.objective.backbone.channels[name] * (height // stride) * (width // stride)
+
+    def _zeros_gram(self, name: str, image: Tensor) -> Tensor:
+        channels = self.objective.backbone.channels[name]
+        return image.new_zeros(1, channels, channels, dtype=torch.float32)
+
+    def _summed_over_ranks(self, content: Tensor, sums: list[dict[str, Tensor]]) -> tuple[Tensor, list[dict]]:
+        if not self.shares_jobs:
+            return content, sums
+        # One collective for all of them: the content term and every Gram, flattened together.
+        pieces = [content, *(gram for region_sums in sums for gram in region_sums.values())]
+        flat = torch.cat([piece.flatten() for piece in pieces])
+        distributed.all_reduce(flat)
+        content, offset = flat[:1], 1
+        for region_sums in sums:
+            for name, gram in region_sums.items():
+                region_sums[name] = flat[offset : offset + gram.numel()].view_as(gram)
+                offset += gram.numel()
+        return content, sums
+
+    @torch.no_grad()
+    def content_maps(self, image: Tensor) -> dict[str, Tensor]:
+        """As `StyleObjective.content_maps`, assembled from the blocks' owned positions."""
+        objective, (height, width) = self.objective, image_shape(image)
+        maps = {}
+        for name in objective.content_layers:
+            stride = objective.backbone.strides[name]
+            channels = objective.backbone.channels[name]
+            maps[name] = image.new_zeros(1, channels, height // stride, width // stride, dtype=torch.float32)
+        for block in self._mine(self.blocks((height, width))):
+            features = objective.features(block.read(image))
+            for name, target in maps.items():
+                local, picture = block.owned(objective.backbone.strides[name])
+                target[..., picture[0], picture[1]] = features[name][..., local[0], local[1]].float()
+        if self.shares_jobs:  # each rank filled its own blocks' positions, zeros elsewhere
+            for target in maps.values():
+                distributed.all_reduce(target)
+        return maps
+
+    @torch.no_grad()
+    def grams(self, image: Tensor) -> dict[str, Tensor]:
+        """As `StyleObjective.grams`, summed over the blocks (a painting at print size is as large as the picture)."""
+        sums = {name: self._zeros_gram(name, image) for name in self.objective.style_layers}
+        for block in self._mine(self.blocks(image_shape(image))):
+            features = self.objective.features(block.read(image))
+            for name in sums:
+                sums[name] += gram_sum(self._owned(features, name, block, None))
+        _, (sums,) = self._summed_over_ranks(image.new_zeros(1), [sums])
+        return {name: total / self._positions(name, image) for name, total in sums.items()}
+
+    def set_targets(self, contents: list[Tensor], styles: list) -> None:
+        self.objective.set_targets(contents, styles, self.content_maps, self.grams)
+
+
+class _WithGradient(torch.autograd.Function):
+    """`value`, whose gradient with respect to `image` was computed with it (by the block walk)."""
+
+    @staticmethod
+    def forward(ctx, image: Tensor, value: Tensor, gradient: Tensor) -> Tensor:
+        ctx.save_for_backward(gradient)
+        return value.detach().clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:
+        (gradient,) = ctx.saved_tensors
+        return grad_output.reshape(-1, 1, 1, 1) * gradient, None, None
+
+
+def block_geometry(objective: StyleObjective) -> tuple[int, int]:
+    """(stride, halo) of blocks for the layers `objective` reads: blocks start on multiples of the deepest
+    layer's stride, so every pooling grid lines up, and read its reach beyond, rounded up to that stride."""
+    backbone = objective.backbone
+    stride = max(backbone.strides.values())
+    return stride, _round_up(backbone.reach, stride)
+
+
+def check_tile_size(tile_size: int | str, objective: StyleObjective) -> None:
+    """A one-line UsageError unless `tile_size` is auto, 0 or a positive multiple of the blocks' stride."""
+    if tile_size == "auto" or tile_size == 0:
+        return
+    stride, _ = block_geometry(objective)
+    deepest = objective.backbone.taps[max(objective.backbone.taps)]
+    if not isinstance(tile_size, int) or tile_size < 0 or tile_size % stride:
+        raise UsageError(
+            f"--model.tile_size {tile_size} is not a block size: use auto, 0 (never tile) or a positive multiple "
+            f"of {stride} px (the stride of {deepest}, the deepest layer used), e.g. 512"
+        )
+
+
+def fit_estimate(
+    objective: StyleObjective,
+    shapes: list[tuple[int, int]],
+    rank_jobs: list[int],
+    world: int,
+    optimizer: torch.optim.Optimizer,
+    max_steps: int,
+    precision: str,
+    device: torch.device,
+) -> Callable[[int, int | None], int]:
+    """estimate(tile_size, history_size): one process's peak bytes (lit_nst.memory) in blocks of that size (0: none)
+    and with that many L-BFGS pairs (None: the optimiser's). Tiled under DDP, each process has every job."""
+    halo = block_geometry(objective)[1]
+
+    def estimate(tile_size: int, history: int | None) -> int:
+        jobs = list(range(len(shapes))) if tile_size and world > 1 else rank_jobs
+        return estimate_fit_bytes(objective.backbone, shapes, jobs, optimizer, max_steps, precision, device,
+                                  list(objective.content_layers), tile_size + 2 * halo if tile_size else None,
+                                  history)  # fmt: skip
+
+    return estimate
+
+
+class MemoryPlan(NamedTuple):
+    tile_size: int  # the blocks' inner size; 0: the whole picture at once
+    estimate: int  # peak bytes of one process
+    refusal: str | None  # why it cannot fit, and what would make it, or None
+
+
+def plan_memory(
+    requested: int | str,
+    objective: StyleObjective,
+    shapes: list[tuple[int, int]],
+    world: int,
+    estimate: Callable[[int, int | None], int],
+    processes: int,
+    free: int,
+    size: int,
+    history: int | None,
+) -> MemoryPlan:
+    """The block size (`requested`, or for `auto` the largest that fits), its memory, and a refusal if it cannot fit.
+
+    `estimate(tile_size, history_size)` is one process's peak bytes; `history` the L-BFGS history, None for another
+    optimiser. Under DDP with fewer jobs than processes, `auto` tiles so that every process has blocks to share.
+    """
+    stride, _ = block_geometry(objective)
+    longest = max(max(shape) for shape in shapes)
+
+    def fits(tile: int, pairs: int | None = None) -> bool:
+        return estimate(tile, pairs) * processes <= free
+
+    tiles = [tile for tile in AUTO_TILE_SIZES if tile % stride == 0 and tile < longest]
+    if requested != "auto":
+        tile = int(requested)
+    elif world > 1 and len(shapes) < world and _sharing_pays(shapes, world, stride, block_geometry(objective)[1]):
+        share = _round_up(_round_up(longest, world) // world, stride)  # the long side in `world` pieces
+        options = [share, *(t for t in tiles if t < share)]
+        tile = next((t for t in options if fits(t)), options[-1])
+    elif fits(0):
+        tile = 0
+    else:
+        tile = next((t for t in tiles if fits(t)), tiles[-1] if tiles else 0)
+    needed = estimate(tile, None)
+    if needed * processes <= free:
+        return MemoryPlan(tile, needed, None)
+    remedies = []
+    fitting = next((t for t in tiles if fits(t)), None)
+    if fitting is not None and fitting != tile:
+        remedies.append(f"--model.tile_size {fitting}")
+    smallest = tiles[-1] if tiles else tile
+    pairs = next((pairs for pairs in range(history or 0, 0, -1) if fits(smallest, pairs)), None)
+    if pairs is not None and fitting is None:
+        remedies.append(f"--model.tile_size {smallest} with --optimizer.history_size {pairs}")
+    remedies += ["fewer jobs per device", "or --trainer.precision bf16-mixed"]
+    return MemoryPlan(tile, needed, fit_refusal(needed, processes, free, size, remedies))
+
+
+def _sharing_pays(shapes: list[tuple[int, int]], world: int, stride: int, halo: int) -> bool:
+    """Whether `world` processes sharing the pictures' blocks beat one process per job, by pixels through the
+    network: a shared block costs two forwards and a backward over its window (about 4 forwards), a whole
+    picture a forward and a backward (about 3). Halos make sharing a small picture slower than idling."""
+    shared = untiled = 0
+    for height, width in shapes:
+        tile = _round_up(_round_up(max(height, width), world) // world, stride)
+        rows, columns = spans(height, tile, stride), spans(width, tile, stride)
+        shared += sum((min(b + halo, height) - max(a - halo, 0)) * (min(d + halo, width) - max(c - halo, 0))
+                      for a, b in rows for c, d in columns)  # fmt: skip
+        untiled = max(untiled, height * width)
+    return 4 * shared / world < 3 * untiled
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple

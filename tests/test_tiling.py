@@ -1,0 +1,178 @@
+"""Tiling (lit_nst.tiling): the objective evaluated block by block is the objective evaluated whole."""
+
+import pytest
+import torch
+
+from lit_nst.backbone import VGGFeatures
+from lit_nst.images import image_to_tensor, load_image, resize_longer_side
+from lit_nst.module import StyleTransfer
+from lit_nst.objective import StyleRegion
+from lit_nst.tiling import BlockWalk, Share, block_geometry, plan_memory, spans
+from lit_nst.weights import strip_features_prefix
+
+from .helpers import fit, job, painting, photo, random_vgg_state, run_lit_nst
+
+
+@pytest.fixture(scope="module")
+def objective():
+    return StyleTransfer().objective  # the original VGG19, every default layer
+
+
+def picture(name: str, size: int) -> torch.Tensor:
+    path = photo(name) if name in ("chelsea", "coffee") else painting(name)
+    return image_to_tensor(resize_longer_side(load_image(path, "test"), size, "test"))
+
+
+def relative(ours: torch.Tensor, whole: torch.Tensor) -> float:
+    return ((ours - whole).abs().max() / whole.abs().max()).item()
+
+
+def terms_and_gradient(evaluate, image: torch.Tensor):
+    image = image.clone().requires_grad_()
+    terms = evaluate(image[None])
+    terms.total.sum().backward()
+    return terms, image.grad
+
+
+@pytest.mark.parametrize(
+    ("layers", "stride", "halo"),
+    [(["relu5_1"], 16, 80), (["relu4_2"], 8, 40), (["relu1_1", "relu3_1"], 4, 12)],
+)
+def test_halo_is_the_deepest_layers_reach_rounded_up_to_its_stride(layers, stride, halo):
+    # VGG19's relu5_1 sees 70 px beyond its 16-px cell (a 156-px receptive field): 80 px, whole cells.
+    backbone = VGGFeatures("vgg19", strip_features_prefix(random_vgg_state("vgg19")), layers)
+    assert max(backbone.strides.values()) == stride
+    assert block_geometry(type("Objective", (), {"backbone": backbone})) == (stride, halo)
+
+
+def test_spans_cover_the_side_in_even_whole_cells():
+    assert spans(2731, 1024, 16) == [(0, 912), (912, 1824), (1824, 2731)]
+    assert spans(224, 64, 16) == [(0, 64), (64, 128), (128, 192), (192, 224)]
+    assert spans(100, 512, 16) == [(0, 100)]
+
+
+STYLES = {
+    "one painting": lambda: picture("starry_night", 200),
+    "blend and two regions": lambda: [
+        StyleRegion([picture("starry_night", 200), picture("the_scream", 180)], [0.7, 0.3], LEFT_THIRD),
+        StyleRegion([picture("the_scream", 180)], [1.0], 1 - LEFT_THIRD),
+    ],
+}
+LEFT_THIRD = torch.zeros(1, 149, 224)
+LEFT_THIRD[..., :74] = 1
+
+
+@pytest.mark.parametrize("styles", list(STYLES))
+def test_blocks_give_the_whole_pictures_targets_loss_and_gradient(objective, styles):
+    # A 224x149 picture in 64-px blocks: 12 blocks, each far smaller than its 80-px halo on every inner side.
+    content = picture("chelsea", 224)
+    assert content.shape[-2:] == LEFT_THIRD.shape[-2:]
+    start = (content + 0.1 * torch.randn(content.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    walk = BlockWalk(objective, 64)
+    assert len(walk.blocks(content.shape[-2:])) == 12
+
+    objective.set_targets([content], [STYLES[styles]()])
+    whole_targets = objective.targets
+    whole, whole_gradient = terms_and_gradient(objective, start)
+    walk.set_targets([content], [STYLES[styles]()])
+    for name, target in whole_targets[0].content.items():
+        assert relative(objective.targets[0].content[name], target) <= 1e-6, name
+    for region, whole_region in zip(objective.targets[0].regions, whole_targets[0].regions, strict=True):
+        for name, gram in whole_region.grams.items():
+            assert relative(region.grams[name], gram) <= 1e-5, name
+    tiled, tiled_gradient = terms_and_gradient(walk, start)
+
+    for term in ("content", "style", "tv", "total"):
+        assert getattr(tiled, term).item() == pytest.approx(getattr(whole, term).item(), rel=1e-5), term
+    # the issue asks 1e-4; float32 rounding gives about 3e-7, and a halo short of the reach 1e-5 and more
+    assert relative(tiled_gradient, whole_gradient) <= 1e-5
+
+
+def test_a_halo_short_of_the_reach_is_not_exact(objective):
+    content = picture("chelsea", 224)
+    objective.set_targets([content], [picture("starry_night", 200)])
+    _, whole_gradient = terms_and_gradient(objective, content)
+    walk = BlockWalk(objective, 64)
+    walk.halo = 16  # the cells' alignment kept, the reach not
+    _, gradient = terms_and_gradient(walk, content)
+    assert relative(gradient, whole_gradient) > 1e-4
+
+
+def test_shares_split_the_blocks_between_processes(objective):
+    walk = BlockWalk(objective, 64)
+    blocks = walk.blocks((149, 224))
+    shares = [BlockWalk(objective, 64, Share(rank, 2))._mine(blocks, offset=1) for rank in range(2)]
+    assert sorted(shares[0] + shares[1]) == sorted(blocks) and not set(shares[0]) & set(shares[1])
+    assert abs(len(shares[0]) - len(shares[1])) <= 1
+
+
+def test_lbfgs_in_blocks_follows_the_whole_pictures_path(tmp_path):
+    # 96x64 in 32-px blocks: 6 blocks. L-BFGS amplifies float rounding step after step, tiled or not: the same
+    # untiled 160-px run on 1 thread instead of 2 (another summation order) ends 13.7/255 apart after 20 steps,
+    # 0.24/255 after 6. So: the picture within 2/255 after 6 steps, the objective within 1 % after 20.
+    flags = [*job(96), "--trainer.precision", "32-true"]
+    for steps, pixels in ((6, 2 / 255), (20, None)):
+        whole = fit(tmp_path / f"whole{steps}", *flags, "--trainer.max_steps", steps, "--model.tile_size", "0")
+        tiled = fit(tmp_path / f"tiled{steps}", *flags, "--trainer.max_steps", steps, "--model.tile_size", "32")
+        assert whole.model.block_walk is None and tiled.model.block_walk is not None
+        if pixels:
+            assert (tiled.model.result()[0] - whole.model.result()[0]).abs().max() <= pixels
+        losses = [float(run.trainer.callback_metrics["loss/total"]) for run in (whole, tiled)]
+        assert losses[1] == pytest.approx(losses[0], rel=0.01), losses
+
+
+def test_a_tiled_run_says_so_once(tmp_path):
+    result = run_lit_nst("fit", *job(64), "--model.tile_size", "32", "--trainer.max_steps", "1",
+                         "--trainer.default_root_dir", tmp_path, "--trainer.enable_progress_bar", "false")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "blocks" in line]
+    assert line == (
+        "lit-nst: objective evaluated in blocks of at most 32 px with a halo of 80 px "
+        "(4 per picture at the output size)"
+    )
+
+
+GIB = 1024**3
+
+
+@pytest.fixture(scope="module")
+def plan(objective):
+    def plan(requested, estimate, free=10 * GIB, shapes=((2731, 4096),), world=1, history=100):
+        return plan_memory(requested, objective, list(shapes), world, estimate, 1, free, 4096, history)
+
+    return plan
+
+
+def untiled_40_gib(tile: int, pairs: int | None) -> int:
+    """Untiled 40 GiB; a block costs what its window does, plus 10 MB per L-BFGS pair."""
+    return 40 * GIB if tile == 0 else (tile + 160) ** 2 * 2000 + (pairs or 100) * 10**7
+
+
+def test_auto_tiles_only_when_the_whole_picture_does_not_fit(plan):
+    assert plan("auto", lambda tile, pairs: 2 * GIB).tile_size == 0
+    chosen = plan("auto", untiled_40_gib)
+    assert chosen.tile_size == 1536 and chosen.refusal is None  # 2048's window needs 10.6 GiB
+    assert plan(512, untiled_40_gib).tile_size == 512
+    refused = plan(0, untiled_40_gib)
+    assert refused.refusal and "--model.tile_size 1536" in refused.refusal
+    # nothing fits with 100 L-BFGS pairs; 6 pairs with the smallest blocks do
+    small = plan("auto", lambda tile, pairs: (tile + 160) ** 2 * 2000 + (pairs or 100) * 10**8, free=6 * GIB)
+    assert "--model.tile_size 256 with --optimizer.history_size 6" in small.refusal, small.refusal
+
+
+def test_auto_shares_a_picture_between_processes_only_where_it_pays(plan):
+    # 4096x2731 on 2 processes: halves of 2048 px, each with its 80-px halo, beat one process idling
+    assert plan("auto", lambda tile, pairs: GIB, world=2).tile_size == 2048
+    # 512x341: the halos would cost more than the idle process
+    assert plan("auto", lambda tile, pairs: GIB, shapes=[(341, 512)], world=2).tile_size == 0
+
+
+@pytest.mark.parametrize("tile_size", ["-16", "8", "100"])
+def test_a_tile_size_that_is_no_block_size_is_one_line(tmp_path, tile_size):
+    result = run_lit_nst("fit", *job(32), "--model.tile_size", tile_size, "--trainer.default_root_dir", tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0] == (
+        f"lit-nst: error: --model.tile_size {tile_size} is not a block size: use auto, 0 (never tile) or a positive "
+        "multiple of 16 px (the stride of relu5_1, the deepest layer used), e.g. 512"
+    )
