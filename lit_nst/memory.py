@@ -128,17 +128,14 @@ def estimate_fit_bytes(
     return tensors + targets + runtime_overhead_bytes(device)
 
 
-def fit_refusal(estimate: int, processes: int, free: int, size: int, remedies: list[str] = ()) -> str | None:
-    """Why a run of `processes` processes needing `estimate` bytes each cannot fit in `free`, naming the largest
-    size that would, after any other `remedies`; None when it fits."""
+def fit_refusal(estimate: int, processes: int, free: int, largest: int, remedies: list[str]) -> str | None:
+    """Why a run of `processes` processes needing `estimate` bytes each cannot fit in `free`: the `largest` size
+    that would, or the other `remedies`; None when it fits."""
     needed = estimate * processes
     if needed <= free:
         return None
-    # Everything but the weights grows with the pixel count, i.e. with size².
-    largest = int(size * (free / needed) ** 0.5) // 16 * 16
     each = f" ({processes} processes of {estimate / GIB:.1f} GiB)" if processes > 1 else ""
-    others = ", ".join(remedies or ["fewer jobs per device", "--trainer.precision bf16-mixed"])
     return (
         f"this run needs about {needed / GIB:.1f} GiB{each} but the device has {free / GIB:.1f} GiB free: "
-        f"use --data.size {largest} or less, {others}"
+        f"use --data.size {largest} or less, {', '.join(remedies)}"
     )

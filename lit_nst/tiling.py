@@ -107,7 +107,7 @@ class BlockWalk:
     def job_terms(self, image: Tensor, job: int) -> LossTerms:
         """The terms of job `job` for its (1, 3, h, w) picture; the total's gradient is the untiled one."""
         blocks = self.blocks(image_shape(image))
-        if len(blocks) == 1 and not self.shares_jobs:
+        if len(blocks) == 1:  # shared too: every rank the same whole picture, no collective (a coarse scale)
             return self.objective.job_terms(image, job)
         objective = self.objective
         content, style, gradients = self._walk(image, objective.targets[job], self._mine(blocks, job))
@@ -206,12 +206,15 @@ class BlockWalk:
     def content_maps(self, image: Tensor) -> dict[str, Tensor]:
         """As `StyleObjective.content_maps`, assembled from the blocks' owned positions."""
         objective, (height, width) = self.objective, image_shape(image)
+        blocks = self.blocks((height, width))
+        if len(blocks) == 1:
+            return objective.content_maps(image)
         maps = {}
         for name in objective.content_layers:
             stride = objective.backbone.strides[name]
             channels = objective.backbone.channels[name]
             maps[name] = image.new_zeros(1, channels, height // stride, width // stride, dtype=torch.float32)
-        for block in self._mine(self.blocks((height, width))):
+        for block in self._mine(blocks):
             features = objective.features(block.read(image))
             for name, target in maps.items():
                 local, picture = block.owned(objective.backbone.strides[name])
@@ -224,8 +227,11 @@ class BlockWalk:
     @torch.no_grad()
     def grams(self, image: Tensor) -> dict[str, Tensor]:
         """As `StyleObjective.grams`, summed over the blocks (a painting at print size is as large as the picture)."""
+        blocks = self.blocks(image_shape(image))
+        if len(blocks) == 1:
+            return self.objective.grams(image)
         sums = {name: self._zeros_gram(name, image) for name in self.objective.style_layers}
-        for block in self._mine(self.blocks(image_shape(image))):
+        for block in self._mine(blocks):
             features = self.objective.features(block.read(image))
             for name in sums:
                 sums[name] += gram_sum(self._owned(features, name, block, None))
@@ -281,14 +287,16 @@ def fit_estimate(
     max_steps: int,
     precision: str,
     device: torch.device,
-) -> Callable[[int, int | None], int]:
-    """estimate(tile_size, history_size): one process's peak bytes (lit_nst.memory) in blocks of that size (0: none)
-    and with that many L-BFGS pairs (None: the optimiser's). Tiled under DDP, each process has every job."""
+) -> Callable[..., int]:
+    """estimate(tile_size, history_size, scale): one process's peak bytes (lit_nst.memory) in blocks of that size
+    (0: none), with that many L-BFGS pairs (None: the optimiser's), the pictures scaled by `scale`. Tiled under
+    DDP, each process has every job."""
     halo = block_geometry(objective)[1]
 
-    def estimate(tile_size: int, history: int | None) -> int:
+    def estimate(tile_size: int, history: int | None, scale: float = 1.0) -> int:
         jobs = list(range(len(shapes))) if tile_size and world > 1 else rank_jobs
-        return estimate_fit_bytes(objective.backbone, shapes, jobs, optimizer, max_steps, precision, device,
+        scaled = [(max(1, round(h * scale)), max(1, round(w * scale))) for h, w in shapes]
+        return estimate_fit_bytes(objective.backbone, scaled, jobs, optimizer, max_steps, precision, device,
                                   list(objective.content_layers), tile_size + 2 * halo if tile_size else None,
                                   history)  # fmt: skip
 
@@ -346,7 +354,10 @@ def plan_memory(
     if pairs is not None and fitting is None:
         remedies.append(f"--model.tile_size {smallest} with --optimizer.history_size {pairs}")
     remedies += ["fewer jobs per device", "or --trainer.precision bf16-mixed"]
-    return MemoryPlan(tile, needed, fit_refusal(needed, processes, free, size, remedies))
+    # The largest --data.size that fits as planned: with blocks, their activations do not grow with the picture.
+    sizes = range(size // 16, 0, -1)
+    largest = next((n * 16 for n in sizes if estimate(tile, None, n * 16 / size) * processes <= free), 16)
+    return MemoryPlan(tile, needed, fit_refusal(needed, processes, free, largest, remedies))
 
 
 def _sharing_pays(shapes: list[tuple[int, int]], world: int, stride: int, halo: int) -> bool:

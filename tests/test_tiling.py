@@ -143,28 +143,28 @@ def plan(objective):
     return plan
 
 
-def untiled_40_gib(tile: int, pairs: int | None) -> int:
+def untiled_40_gib(tile: int, pairs: int | None, scale: float = 1.0) -> int:
     """Untiled 40 GiB; a block costs what its window does, plus 10 MB per L-BFGS pair."""
     return 40 * GIB if tile == 0 else (tile + 160) ** 2 * 2000 + (pairs or 100) * 10**7
 
 
 def test_auto_tiles_only_when_the_whole_picture_does_not_fit(plan):
-    assert plan("auto", lambda tile, pairs: 2 * GIB).tile_size == 0
+    assert plan("auto", lambda tile, pairs, scale=1.0: 2 * GIB).tile_size == 0
     chosen = plan("auto", untiled_40_gib)
     assert chosen.tile_size == 1536 and chosen.refusal is None  # 2048's window needs 10.6 GiB
     assert plan(512, untiled_40_gib).tile_size == 512
     refused = plan(0, untiled_40_gib)
     assert refused.refusal and "--model.tile_size 1536" in refused.refusal
     # nothing fits with 100 L-BFGS pairs; 6 pairs with the smallest blocks do
-    small = plan("auto", lambda tile, pairs: (tile + 160) ** 2 * 2000 + (pairs or 100) * 10**8, free=6 * GIB)
+    small = plan("auto", lambda tile, pairs, scale=1.0: (tile + 160) ** 2 * 2000 + (pairs or 100) * 10**8, free=6 * GIB)
     assert "--model.tile_size 256 with --optimizer.history_size 6" in small.refusal, small.refusal
 
 
 def test_auto_shares_a_picture_between_processes_only_where_it_pays(plan):
     # 4096x2731 on 2 processes: halves of 2048 px, each with its 80-px halo, beat one process idling
-    assert plan("auto", lambda tile, pairs: GIB, world=2).tile_size == 2048
+    assert plan("auto", lambda tile, pairs, scale=1.0: GIB, world=2).tile_size == 2048
     # 512x341: the halos would cost more than the idle process
-    assert plan("auto", lambda tile, pairs: GIB, shapes=[(341, 512)], world=2).tile_size == 0
+    assert plan("auto", lambda tile, pairs, scale=1.0: GIB, shapes=[(341, 512)], world=2).tile_size == 0
 
 
 @pytest.mark.parametrize("tile_size", ["-16", "8", "100"])
