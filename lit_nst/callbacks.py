@@ -123,11 +123,15 @@ class MetricsTable(Callback):
 
 
 class RunNote(Callback):
-    """One line on stderr as the first step starts: after every check, so a refused run prints its error alone."""
+    """Lines on stderr as the first step starts, after every check, so a refused run prints its error alone: the
+    precision, when the CLI chose it, and how the objective is evaluated, when in blocks (lit_nst.tiling)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str | None = None) -> None:
         self.message = message
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
-            print(f"lit-nst: {self.message}", file=sys.stderr)
+        walk = getattr(pl_module, "block_walk", None)
+        tiling = walk.describe([job.shape for job in trainer.datamodule.jobs]) if walk is not None else None
+        for message in (self.message, tiling):
+            if message is not None and trainer.is_global_zero:
+                print(f"lit-nst: {message}", file=sys.stderr)

@@ -54,10 +54,12 @@ class StyleTransferCLI(LightningCLI):
         # Before the Trainer exists, so that a refusal is the only line printed.
         settings = self.config[self.subcommand] if self.subcommand else self.config
         check_precision(str(config.get("precision")), self._optimizer_name(settings) in ("LBFGS", "JobwiseLBFGS"))
+        note = None
         if config.get("precision") is None:
             config["precision"], why = default_precision(config.get("accelerator", "auto"), config.get("strategy"))
-            if self.console_reports:
-                callbacks.append(RunNote(f"precision {config['precision']}: {why} (--trainer.precision to choose)"))
+            note = f"precision {config['precision']}: {why} (--trainer.precision to choose)"
+        if self.console_reports:
+            callbacks.append(RunNote(note))
         return super()._instantiate_trainer(config, callbacks)
 
     def _parse_ckpt_path(self) -> None:

@@ -57,7 +57,7 @@ class StyleTransfer(L.LightningModule):
         init: Init = "content",
         compile: bool = False,
         color: Color = "none",
-        tile_size: int | Literal["auto"] = "auto",
+        tile_size: int | str = "auto",
     ) -> None:
         """
         Args:
@@ -261,9 +261,6 @@ class StyleTransfer(L.LightningModule):
             said = ", ".join(f"--optimizer.{key} {now} (the checkpoint's was {before})"
                              for key, (before, now) in changed.items())  # fmt: skip
             print(f"lit-nst: resuming with {said}", file=sys.stderr)
-        if self.block_walk is not None and self.trainer.is_global_zero:
-            print(f"lit-nst: {self.block_walk.describe([job.shape for job in self.trainer.datamodule.jobs])}",
-                  file=sys.stderr)  # fmt: skip
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.clamp_every_step:

@@ -271,6 +271,7 @@ def check_tile_size(tile_size: int | str, objective: StyleObjective) -> None:
         return
     stride, _ = block_geometry(objective)
     deepest = objective.backbone.taps[max(objective.backbone.taps)]
+    # Typed `int | str` for the CLI, so that a word other than auto reaches this message, not the parser's.
     if not isinstance(tile_size, int) or tile_size < 0 or tile_size % stride:
         raise UsageError(
             f"--model.tile_size {tile_size} is not a block size: use auto, 0 (never tile) or a positive multiple "

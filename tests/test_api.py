@@ -62,9 +62,10 @@ def test_a_bad_path_is_the_same_usage_error_as_the_cli(tmp_path):
         lit_nst.stylize(photo("coffee"), painting("starry_night"), size="big")
 
 
-def test_a_call_prints_no_lightning_banner_and_leaves_nothing_behind(tmp_path, capfd, monkeypatch):
+@pytest.mark.parametrize("tiling", [{}, {"tile_size": 16}], ids=["whole", "in blocks"])
+def test_a_call_prints_no_lightning_banner_and_leaves_nothing_behind(tmp_path, capfd, monkeypatch, tiling):
     monkeypatch.chdir(tmp_path)
-    lit_nst.stylize(photo("coffee"), painting("starry_night"), **QUICK)
+    lit_nst.stylize(photo("coffee"), painting("starry_night"), **QUICK, **tiling)
     out, err = capfd.readouterr()
     assert out == "" and err == "", (out, err)
     assert list(tmp_path.iterdir()) == []

@@ -50,7 +50,7 @@ CASES = {
         ["--data.content", "[{d}/good.png,{d}/sub/good.png]", "--output.dir", "{d}/out"],
         "two jobs would both write good__good.png",
     ),
-    "tile size not a number": (["--model.tile_size", "big"], 'Parser key "model.tile_size"'),
+    "tile size not a number": (["--model.tile_size", "big"], "--model.tile_size big is not a block size: use auto"),
     "output folder not writable": (
         ["--data.content", "[{d}/good.png,{d}/full.jpg]", "--output.dir", "/proc/nope"],
         "cannot write into /proc/nope",

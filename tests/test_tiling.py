@@ -35,12 +35,14 @@ def terms_and_gradient(evaluate, image: torch.Tensor):
 
 
 @pytest.mark.parametrize(
-    ("layers", "stride", "halo"),
-    [(["relu5_1"], 16, 80), (["relu4_2"], 8, 40), (["relu1_1", "relu3_1"], 4, 12)],
-)
-def test_halo_is_the_deepest_layers_reach_rounded_up_to_its_stride(layers, stride, halo):
+    ("arch", "layers", "stride", "halo"),
+    [("vgg19", ["relu5_1"], 16, 80), ("vgg19", ["relu4_2"], 8, 40), ("vgg19", ["relu1_1", "relu3_1"], 4, 12),
+     ("vgg16", ["relu5_1"], 16, 64)],
+)  # fmt: skip
+def test_halo_is_the_deepest_layers_reach_rounded_up_to_its_stride(arch, layers, stride, halo):
     # VGG19's relu5_1 sees 70 px beyond its 16-px cell (a 156-px receptive field): 80 px, whole cells.
-    backbone = VGGFeatures("vgg19", strip_features_prefix(random_vgg_state("vgg19")), layers)
+    # VGG16's has one convolution fewer in blocks 3 and 4: 58 px, so 64.
+    backbone = VGGFeatures(arch, strip_features_prefix(random_vgg_state(arch)), layers)
     assert max(backbone.strides.values()) == stride
     assert block_geometry(type("Objective", (), {"backbone": backbone})) == (stride, halo)
 
