@@ -26,6 +26,7 @@ from torch import Tensor
 from lit_nst.callbacks import ImageOutput
 from lit_nst.checkpointing import RunCheckpoint
 from lit_nst.cli import StyleTransferCLI, argument_error_message, cli_main, quiet_lightning_advertising
+from lit_nst.clips import assembled
 from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
 from lit_nst.images import as_viewed, save_image, tensor_to_image
@@ -52,7 +53,8 @@ def stylize(
     """Paint `content` in the style of `style`; returns the result as a PIL image (a list if either is a list).
 
     Args:
-        content: the photo(s): paths, PIL images, or (3, H, W) tensors in [0, 1].
+        content: the photo(s): paths, PIL images, or (3, H, W) tensors in [0, 1]; or the path of a clip (a video
+            file or a folder of frames), which gives the list of its painted frames.
         style: the painting(s), likewise; several make several jobs, or one blend with `style_blend`.
         settings: `lit-nst fit` flags without their group (`size`, `max_steps`, `color`, `precision`, ...),
             or with it where a name is in two groups (`output.every_n_steps`); `config` for a YAML file.
@@ -75,6 +77,9 @@ def stylize(
                 cli = cli_main(args, cli_class=NotebookCLI)
             except ArgumentError as error:
                 raise UsageError(argument_error_message(error)) from None
+        clip = cli.datamodule.clip
+        if clip is not None:  # its frames, painted (and the video written where `output.path` says)
+            return [tensor_to_image(frame) for frame in assembled(clip.plan, ImageOutput.frames_folder(cli.trainer))]
         images = [tensor_to_image(image) for image in cli.model.result()]
     return images if as_list else images[0]
 

@@ -1,6 +1,7 @@
 """What happens around the steps: writing the result image and its snapshots."""
 
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import lightning as L
@@ -10,40 +11,60 @@ from rich.console import Console
 from rich.table import Table
 
 from lit_nst.checkpointing import INTERRUPTIONS
+from lit_nst.clips import assembled, chunk_frame_file
 from lit_nst.errors import UsageError
 from lit_nst.images import check_writable, check_writable_folder, labelled_panel, save_image
+from lit_nst.video import DEFAULT_FPS, WRITABLE_SUFFIXES, check_writable_clip, write_clip, write_frame_folder
 
 
 class ImageOutput(Callback):
-    """Writes each job's result image at the end of the run, and snapshots every N steps."""
+    """Writes each job's result image at the end of the run, and snapshots every N steps; a clip's frames as they
+    are done, and the clip at the end."""
 
     def __init__(
-        self, path: str | None = None, dir: str | None = None, every_n_steps: int = 0, panel: bool = False
+        self,
+        path: str | None = None,
+        dir: str | None = None,
+        every_n_steps: int = 0,
+        panel: bool = False,
+        fps: float | None = None,
     ) -> None:
         """
         Args:
-            path: the result image of a single job; by default `stylized.png` in the run's log directory.
-            dir: the folder for the results of several jobs, each named `<content>__<style>.png`.
+            path: the result image of a single job; by default `stylized.png` in the run's log directory. For a
+                clip, a video file (.mp4, .mov, .mkv; .gif without sound); by default `stylized.mp4`.
+            dir: the folder for the results of several jobs, each named `<content>__<style>.png`; for a clip,
+                its frames as `00000.png`, `00001.png`, ...
             every_n_steps: also write `<name>_step<N>.png` snapshots every N steps (0: never).
             panel: also write `<name>_panel.png`: content | style | result side by side, labelled.
+            fps: a clip's frame rate; by default the source's (24 for a folder of frames).
         """
         if every_n_steps < 0:
             raise UsageError(f"--output.every_n_steps must be 0 (off) or positive, got {every_n_steps}")
         if path is not None and dir is not None:
             raise UsageError("give --output.path (one job) or --output.dir (several jobs), not both")
         # Checked now, before the trainer starts, so a bad path fails before the first step.
+        if fps is not None and fps <= 0:
+            raise UsageError(f"--output.fps must be positive, got {fps}")
         if path is not None:
-            check_writable(Path(path))
+            check_writable(Path(path), also=WRITABLE_SUFFIXES)
         if dir is not None:
             check_writable_folder(Path(dir))
         self.path = path
         self.dir = dir
         self.every_n_steps = every_n_steps
         self.panel = panel
+        self.fps = fps
         self.paths: list[Path] = []
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         jobs = trainer.datamodule.jobs
+        if trainer.datamodule.clip is not None:
+            self._setup_clip(trainer)
+            return
+        if self.path is not None and Path(self.path).suffix.lower() in WRITABLE_SUFFIXES[:-1]:
+            raise UsageError(f"--output.path {self.path} is a video file, and the content a picture: give an image "
+                             "file name such as stylized.png")  # fmt: skip
         if self.path is not None:
             if len(jobs) > 1:
                 raise UsageError(f"{len(jobs)} jobs need --output.dir, not --output.path")
@@ -55,6 +76,37 @@ class ImageOutput(Callback):
         if trainer.is_global_zero:
             for path in self.paths:
                 check_writable(path)
+
+    def _setup_clip(self, trainer: L.Trainer) -> None:
+        if self.panel or self.every_n_steps:
+            raise UsageError("--output.panel and --output.every_n_steps are for pictures; a clip's painted frames "
+                             f"are kept in {self.frames_folder(trainer)} as they are done")  # fmt: skip
+        if self.path is not None:
+            check_writable_clip(Path(self.path))
+        self.paths = [Path(self.path or self.dir or Path(trainer.log_dir or ".") / "stylized.mp4")]
+        if trainer.is_global_zero and self.dir is None:
+            check_writable(self.paths[0], also=WRITABLE_SUFFIXES)
+
+    @staticmethod
+    def frames_folder(trainer: L.Trainer) -> Path:
+        """Where a clip's painted frames wait to be assembled: beside the checkpoints, found again by a resume."""
+        return Path(trainer.default_root_dir) / "video" / "frames"
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx) -> None:
+        # Before the module moves its chunks on to their next frames (its own hook runs after this one).
+        data = trainer.datamodule
+        if data.clip is not None and data.scale_index(trainer.global_step) != pl_module.scale_index:
+            self.write_frames(trainer, pl_module)
+
+    def write_frames(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Each chunk's picture of the frame it paints now, once the first frame's coarse scales are behind."""
+        data, stage = trainer.datamodule, pl_module.scale_index
+        frame_stage = stage - len(data.scales) + 1
+        if frame_stage < 0 or not trainer.is_global_zero:  # every rank holds every chunk's picture
+            return
+        for chunk, (frame, image) in enumerate(zip(data.frames_at(stage), pl_module.result(), strict=True)):
+            if data.clip.plan.paints(chunk, frame_stage):
+                save_image(image, chunk_frame_file(self.frames_folder(trainer), chunk, frame))
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
@@ -73,6 +125,12 @@ class ImageOutput(Callback):
             self.write(trainer, pl_module)
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        clip = trainer.datamodule.clip
+        if clip is not None:
+            self.write_frames(trainer, pl_module)
+            if trainer.global_step >= sum(trainer.datamodule.steps) and trainer.is_global_zero:  # written whole
+                self.write_clip(trainer)
+            return
         if not trainer.is_global_zero:
             return
         jobs = trainer.datamodule.jobs
@@ -83,6 +141,29 @@ class ImageOutput(Callback):
                     (f"style {index}", style) for index, style in enumerate(job.styles, 1)]  # fmt: skip
                 pictures = [("content", job.content), *styles, ("result", image)]
                 save_image(labelled_panel(pictures, image.shape[-2]), path.with_name(f"{path.stem}_panel.png"))
+
+    def write_clip(self, trainer: L.Trainer) -> None:
+        clip = trainer.datamodule.clip
+        frames = assembled(clip.plan, self.frames_folder(trainer))
+        if self.dir is not None:
+            write_frame_folder(frames, self.paths[0])
+            return
+        rate = Fraction(self.fps).limit_denominator(1001) if self.fps else clip.rate or DEFAULT_FPS
+        write_clip(frames, self.paths[0], rate, clip.path if clip.has_audio else None)
+
+
+def clip_note(trainer: L.Trainer) -> str | None:
+    """How a clip is painted, and where its frames go as they are done."""
+    data = trainer.datamodule
+    if data.clip is None:
+        return None
+    plan = data.clip.plan
+    chunks = f" in {plan.chunks} chunks of {plan.stages} frames or fewer" if plan.chunks > 1 else ""
+    first = sum(data.steps[: len(data.scales)])
+    return (
+        f"a clip of {plan.frames} frames{chunks}: the first in {first} steps, then {data.frame_steps} a frame from "
+        f"the last one warped along the optical flow; painted frames in {ImageOutput.frames_folder(trainer)}"
+    )
 
 
 def log_snapshot(trainer: L.Trainer, name: str, image, step: int) -> None:
@@ -132,6 +213,6 @@ class RunNote(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         walk = getattr(pl_module, "block_walk", None)
         tiling = walk.describe([job.shape for job in trainer.datamodule.jobs]) if walk is not None else None
-        for message in (self.message, tiling):
+        for message in (self.message, tiling, clip_note(trainer)):
             if message is not None and trainer.is_global_zero:
                 print(f"lit-nst: {message}", file=sys.stderr)

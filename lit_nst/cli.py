@@ -86,7 +86,7 @@ class StyleTransferCLI(LightningCLI):
             config["ckpt_path"] = ckpt_path = str(last)
         path = Path(ckpt_path)
         record = read_checkpoint_record(path)
-        identity = {**self.model.identity(), **self.datamodule.identity()}
+        identity = {**self.model.identity(self.datamodule.clip is not None), **self.datamodule.identity()}
         check_same_job(path, record, identity, self._optimizer_name(config))
         if 0 < self.trainer.max_steps <= record["global_step"] and rank_zero_only.rank == 0:
             print(
@@ -104,7 +104,9 @@ class StyleTransferCLI(LightningCLI):
         if scheduled and asked != scheduled:
             what = "stops the schedule early" if asked < scheduled else "is beyond the schedule's end"
             if rank_zero_only.rank == 0:
-                print(f"lit-nst: --trainer.max_steps {asked} {what}: the schedule --data.steps {self.datamodule.steps}"
+                schedule = ("the clip (--data.steps, then --data.frame_steps a frame)" if self.datamodule.clip else
+                            f"the schedule --data.steps {self.datamodule.steps}")  # fmt: skip
+                print(f"lit-nst: --trainer.max_steps {asked} {what}: {schedule}"
                       f" takes {scheduled} steps; the run stops at step {min(asked, scheduled)}"
                       f"{' (resume with --ckpt_path last)' if asked < scheduled else ''}",
                       file=sys.stderr)  # fmt: skip

@@ -1,5 +1,6 @@
 """What goes in: the content and style images of each job, and the per-step batches of job indices."""
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,10 +12,14 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from lit_nst.canvas import image_shape
+from lit_nst.clips import Clip
 from lit_nst.errors import UsageError
 from lit_nst.files import file_sha256
 from lit_nst.images import image_to_tensor, load_image, load_mask, resize_longer_side
 from lit_nst.objective import StyleRegion
+from lit_nst.video import is_clip
+
+FIRST_FRAME_STEPS = 200  # a clip's cold start, without a coarse-to-fine schedule for it
 
 
 @dataclass
@@ -35,6 +40,7 @@ class StyleJob:
     style_masks: list[Tensor | None] = field(default_factory=list)
     content_mask_path: Path | None = None
     content_mask: Tensor | None = None
+    chunk: int | None = None  # of a clip cut into several chunks (lit_nst.clips)
 
     def regions(self, styles: list[Tensor] | None = None) -> list[StyleRegion]:
         """The job's style regions: styles sharing a mask (or having none) are blended by their weights,
@@ -65,7 +71,8 @@ class StyleJob:
 
     @property
     def name(self) -> str:
-        return f"{self.content_path.stem}__{'+'.join(path.stem for path in self.style_paths)}"
+        name = f"{self.content_path.stem}__{'+'.join(path.stem for path in self.style_paths)}"
+        return name if self.chunk is None else f"{name}_chunk{self.chunk}"
 
     def identity(self) -> dict[str, object]:
         """The files' contents, not their names: a resume must paint the same pictures."""
@@ -79,6 +86,8 @@ class StyleJob:
             identity["style_masks"] = [None if path is None else file_sha256(path) for path in self.style_mask_paths]
         if self.content_mask_path is not None:
             identity["content_mask"] = file_sha256(self.content_mask_path)
+        if self.chunk is not None:
+            identity["chunk"] = self.chunk
         return identity
 
 
@@ -111,6 +120,9 @@ class StyleImages(L.LightningDataModule):
         steps: list[int] | None = None,
         style_masks: list[str | None] | None = None,
         content_mask: str | None = None,
+        frame_steps: int = 50,
+        chunks: int = 1,
+        overlap: int = 4,
     ) -> None:
         """
         Args:
@@ -131,6 +143,12 @@ class StyleImages(L.LightningDataModule):
                 blended by `style_blend` (equal by default).
             content_mask: white where the picture may change, black where the photo is kept as it is; grey
                 blends the two. Styles without a mask paint the white part.
+            frame_steps: a clip's steps for each frame after the first, which starts from the previous result
+                warped along the optical flow. The first frame takes `steps` (coarse to fine with `scales`),
+                or 200 steps.
+            chunks: a clip is cut into this many contiguous chunks painted side by side, one job each (spread
+                over the processes under DDP: give one chunk per process); 1 paints it in one sweep.
+            overlap: frames a chunk paints before its own, cross-faded with the previous chunk's.
         """
         super().__init__()
         self.scales, self.steps = validated_schedule(size, scales, steps)
@@ -157,6 +175,9 @@ class StyleImages(L.LightningDataModule):
             )
         self.size = self.scales[-1]
         self.style_scale = style_scale
+        self._styles: dict[int, list[Tensor]] = {}  # a clip's style images by size
+        self.clip = self._clip(contents, styles, one_job_per_content, frame_steps, chunks, overlap)
+        self.frame_steps = frame_steps
         self.style_masks = [None if mask in (None, "") else Path(mask) for mask in style_masks or []]
         self.content_mask = None if content_mask in (None, "") else Path(content_mask)
         if one_job_per_content:
@@ -166,9 +187,43 @@ class StyleImages(L.LightningDataModule):
             self.blend = [1.0]
             pairing = itertools.product(contents, styles) if pairs == "product" else zip(contents, styles, strict=True)
             self.groups = [(c, [s]) for c, s in pairing]
-        self._jobs_by_scale = [self._jobs_at(size) for size in self.scales]
-        self.jobs = self._jobs_by_scale[-1]
+        if self.clip is None:
+            self._jobs_by_scale = [self._jobs_at(size) for size in self.scales]
+        else:
+            first = self.steps or [FIRST_FRAME_STEPS]
+            self.steps = first + [frame_steps] * (self.clip.plan.stages - 1)
+        self.jobs = self.jobs_at_scale(len(self.steps) - 1 if self.steps else 0)
         check_names_unique(self.jobs)
+
+    def _clip(self, contents: list[str], styles: list[str], one_job_per_content: bool, frame_steps: int, chunks: int,
+              overlap: int) -> Clip | None:  # fmt: skip
+        """The clip to paint, when the content is one (a video file or a folder of frames)."""
+        if not any(is_clip(content) for content in contents):
+            return None
+        if len(contents) > 1:
+            raise UsageError("a clip is painted on its own: give it as the only --data.content")
+        if len(styles) > 1 and not one_job_per_content:
+            raise UsageError("a clip is painted in one style: give one --data.style, or blend several with "
+                             "--data.style_blend")  # fmt: skip
+        if frame_steps <= 0:
+            raise UsageError(f"--data.frame_steps must be positive, got {frame_steps}")
+        return Clip(Path(contents[0]), self.size, chunks, overlap)
+
+    def _clip_jobs(self, stage: int) -> list[StyleJob]:
+        """Each chunk's job at a stage: the first frame coarse to fine over `scales`, then a frame per stage."""
+        clip, cold = self.clip, len(self.scales)
+        size = self.scales[min(stage, cold - 1)]
+        styles = self._styles_at(size)
+        contents = [clip.frame(frame, size) for frame in self.frames_at(stage)]
+        chunked = clip.plan.chunks > 1
+        return [dataclasses.replace(self._job(clip.path, [Path(s) for s in self.groups[0][1]], content, styles),
+                                    chunk=chunk if chunked else None)
+                for chunk, content in enumerate(contents)]  # fmt: skip
+
+    def _styles_at(self, size: int) -> list[Tensor]:
+        if size not in self._styles:
+            self._styles[size] = [self._load(s, "style", round(size * self.style_scale)) for s in self.groups[0][1]]
+        return self._styles[size]
 
     def _jobs_at(self, size: int) -> list[StyleJob]:
         contents = {c: self._load(c, "content", size) for c, _ in self.groups}
@@ -184,7 +239,23 @@ class StyleImages(L.LightningDataModule):
                         self.content_mask, content_mask)  # fmt: skip
 
     def jobs_at_scale(self, scale_index: int) -> list[StyleJob]:
-        return self._jobs_by_scale[scale_index]
+        """The jobs at a stage: a scale of the schedule, or for a clip, its first frame's scales then its frames."""
+        return self._jobs_by_scale[scale_index] if self.clip is None else self._clip_jobs(scale_index)
+
+    def frame_stage(self, stage: int) -> bool:
+        """Whether at this stage a clip's chunks move on to their next frames (rather than to a finer scale)."""
+        return self.clip is not None and stage >= len(self.scales)
+
+    def frames_at(self, stage: int) -> list[int]:
+        """The frame each chunk of the clip paints at a stage."""
+        return [
+            self.clip.plan.frame(chunk, max(0, stage - len(self.scales) + 1)) for chunk in range(self.clip.plan.chunks)
+        ]
+
+    def flows_into(self, stage: int) -> list[tuple[Tensor, Tensor] | None]:
+        """Each chunk's (flow from its frame at `stage` to its frame before, reliability); None where it stays."""
+        before, now = self.frames_at(stage - 1), self.frames_at(stage)
+        return [None if old == new else self.clip.into(new) for old, new in zip(before, now, strict=True)]
 
     def scale_index(self, step: int) -> int:
         """Which scale of the schedule step `step` (0-based) belongs to."""
@@ -193,7 +264,7 @@ class StyleImages(L.LightningDataModule):
             boundary += steps
             if step < boundary:
                 return index
-        return len(self.scales) - 1
+        return max(len(self.steps), 1) - 1
 
     def scale_starts(self) -> list[int]:
         """The step at which each scale begins."""
@@ -205,9 +276,17 @@ class StyleImages(L.LightningDataModule):
 
     def identity(self) -> dict[str, object]:
         """What a checkpoint of these jobs must match to be resumed with them."""
-        return {"data.jobs": [job.identity() for job in self.jobs], "data.size": self.size,
-                "data.style_scale": self.style_scale, "data.scales": self.scales,
-                "data.steps": self.steps if len(self.scales) > 1 else None}  # fmt: skip
+        identity = {"data.jobs": [job.identity() for job in self.jobs], "data.size": self.size,
+                    "data.style_scale": self.style_scale, "data.scales": self.scales,
+                    "data.steps": self.steps if len(self.steps) > 1 else None}  # fmt: skip
+        if self.clip is not None:  # only then: checkpoints of stills written before clips existed still resume
+            identity["data.clip"] = self.clip.identity()
+        return identity
+
+    def setup(self, stage: str) -> None:
+        if self.clip is not None and not self.clip.flows:
+            folder = Path(self.trainer.default_root_dir) / "video" if self.trainer is not None else None
+            self.clip.load_flows(folder, write=self.trainer is not None and self.trainer.is_global_zero)
 
     def train_dataloader(self) -> DataLoader:
         steps = self.trainer.max_steps if self.trainer is not None and self.trainer.max_steps > 0 else 1

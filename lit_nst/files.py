@@ -36,7 +36,11 @@ def _umask() -> int:
 
 
 def file_sha256(path: Path) -> str:
-    """The file's hash, read once while the file is unchanged: checkpoints are written often, images rarely."""
+    """The file's hash, read once while the file is unchanged: checkpoints are written often, images rarely.
+    A folder's (of frames) is the hash of its files' names and hashes."""
+    if path.is_dir():
+        files = sorted(file for file in path.iterdir() if file.is_file())
+        return hashlib.sha256("".join(f"{file.name}:{file_sha256(file)};" for file in files).encode()).hexdigest()
     status = path.stat()
     return _sha256_of(path.resolve(), status.st_mtime_ns, status.st_size)
 

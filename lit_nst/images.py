@@ -81,12 +81,13 @@ def image_to_tensor(image: Image.Image) -> Tensor:
     return pil_to_tensor(image).to(torch.float32) / 255.0
 
 
-def check_writable(path: Path) -> None:
-    """Fail now, not after the last step, if an image cannot be written at `path`."""
+def check_writable(path: Path, also: tuple[str, ...] = ()) -> None:
+    """Fail now, not after the last step, if an image (or a file of the suffixes `also`) cannot be written at `path`."""
     if path.is_dir():
         raise UsageError(f"output {path} is a directory: give a file name such as {path / 'stylized.png'}")
-    if path.suffix.lower() not in Image.registered_extensions():
-        raise UsageError(f"output {path} has no image extension Pillow knows: use .png or .jpg")
+    if path.suffix.lower() not in (*Image.registered_extensions(), *also):
+        clips = f" (a clip: {', '.join(also)})" if also else ""
+        raise UsageError(f"output {path} has no image extension Pillow knows: use .png or .jpg{clips}")
     blocking_file = next((parent for parent in path.parents if parent.is_file()), None)
     if blocking_file is not None:
         raise UsageError(f"cannot write {path}: {blocking_file} is a file, not a directory")

@@ -21,6 +21,7 @@ from lit_nst.metrics import METRICS, metrics_table, quality_metrics, table_rows
 from lit_nst.objective import LossTerms, StyleObjective, normalised_layer_weights
 from lit_nst.optim import JobwiseLBFGS, apply_settings, optimizer_settings, reset_optimizer_state
 from lit_nst.preprocessing import Preprocess, PreprocessingName
+from lit_nst.temporal import TemporalTerm
 from lit_nst.tiling import BlockWalk, MemoryPlan, Share, check_tile_size, fit_estimate, plan_memory
 from lit_nst.weights import weight_source
 
@@ -58,6 +59,7 @@ class StyleTransfer(L.LightningModule):
         compile: bool = False,
         color: Color = "none",
         tile_size: int | str = "auto",
+        temporal_weight: float = 1e9,
     ) -> None:
         """
         Args:
@@ -81,6 +83,8 @@ class StyleTransfer(L.LightningModule):
             tile_size: evaluate the objective in blocks of this many pixels a side, exactly (lit_nst.tiling): output
                 size bounded by memory for the image, not for the network's activations. `auto` tiles only when
                 the whole picture would not fit (or, under DDP, to share one picture's blocks); 0 never tiles.
+            temporal_weight: for a clip, weight of the temporal term that keeps each frame close to the previous
+                result warped along the optical flow, where the flow is reliable (Ruder et al. 2016); 0: none.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -99,6 +103,7 @@ class StyleTransfer(L.LightningModule):
         )
         check_tile_size(tile_size, self.objective)
         self.block_walk: BlockWalk | None = None  # set in `on_fit_start` when the run is tiled
+        self.temporal = TemporalTerm()  # active from a clip's second frame on
         self.init = init
         # The real image is created in `setup`, once the data module has loaded the content.
         self.target = nn.Parameter(torch.empty(0))
@@ -116,8 +121,14 @@ class StyleTransfer(L.LightningModule):
 
     def training_step(self, job_ids: Tensor, batch_idx: int) -> Tensor:
         # Under DDP each rank holds the whole target but computes only its own jobs.
-        terms = self.evaluate(self.picture(), job_ids)
+        picture = self.picture()
+        terms = self.evaluate(picture, job_ids)
         total = terms.total.sum()
+        losses = {f"loss/{term}": getattr(terms, term).sum() for term in ("content", "style", "tv")}
+        if self.temporal.active:
+            own = torch.arange(len(self.image_shapes)) if self.shares_jobs else job_ids
+            losses["loss/temporal"] = self.temporal(picture, own).sum()
+            total = total + self.hparams.temporal_weight * losses["loss/temporal"]
         distributed = self.trainer.world_size > 1
         nonfinite = (~torch.isfinite(total)).float()
         here = bool(nonfinite.item())  # before the reduction, which sums in place
@@ -129,7 +140,6 @@ class StyleTransfer(L.LightningModule):
                 "(--optimizer.lr) or the style weight (--model.style_weight); the last good checkpoint and "
                 "image were kept"
             )
-        losses = {f"loss/{term}": getattr(terms, term).sum() for term in ("content", "style", "tv")}
         self.log_dict({**losses, "loss/total": total}, prog_bar=True, on_step=True, on_epoch=False,
                       sync_dist=distributed and not self.shares_jobs, reduce_fx="sum")  # fmt: skip
         # DDP averages gradients over ranks; a job lives on one rank, so undo the division by world size
@@ -273,14 +283,19 @@ class StyleTransfer(L.LightningModule):
             self._move_to_scale(next_scale)
 
     def _move_to_scale(self, index: int) -> None:
-        """Coarse to fine: the result so far, upsampled, starts the next scale with a fresh optimiser."""
-        old_shapes = self.image_shapes
+        """Coarse to fine: the result so far, upsampled, starts the next scale with a fresh optimiser. A clip's
+        next frames start from the results warped along the optical flow (lit_nst.temporal)."""
+        data, old_shapes = self.trainer.datamodule, self.image_shapes
         self.scale_index = index
         with torch.no_grad():
-            # The target as the loss sees it (clamped), upsampled; clamped again, as bicubic overshoots at edges.
+            # The target as the loss sees it (clamped), moved on; clamped again, as bicubic overshoots at edges.
             # In place: the canvas keeps its size and storage (DDP's hooks and the optimiser hold it).
-            upsampled = resized(self.target.clamp(0.0, 1.0), old_shapes, self.image_shapes)
-            self.target.copy_(upsampled.clamp(0.0, 1.0))
+            seen = self.target.clamp(0.0, 1.0)
+            if data.frame_stage(index):
+                moved = self.temporal.next_frames(seen, old_shapes, data.flows_into(index))
+            else:
+                moved = resized(seen, old_shapes, self.image_shapes)
+            self.target.copy_(moved.clamp(0.0, 1.0))
         reset_optimizer_state(self.optimizers().optimizer)
         self._prepare_scale()
 
@@ -288,22 +303,27 @@ class StyleTransfer(L.LightningModule):
         # Called before the weights are loaded. Checkpoints written before the canvas kept its size through a
         # schedule hold a coarse scale's smaller canvas: its corners are the pictures, so pad it.
         self.scale_index = checkpoint.get("lit_nst", {}).get("scale_index", 0)
+        self.temporal.load_state(checkpoint.get("lit_nst", {}).get("temporal"))
         saved = checkpoint["state_dict"]["target"]
         if saved.shape != self.target.shape:
             checkpoint["state_dict"]["target"] = pad_stack(list(saved), self.canvas_shape)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        data = self.trainer.datamodule
         checkpoint["lit_nst"] = {
             "scale_index": self.scale_index,
-            "identity": {**self.identity(), **self.trainer.datamodule.identity()},
+            "identity": {**self.identity(data.clip is not None), **data.identity()},
             "optimizer": type(self.optimizers().optimizer).__name__,
+            "temporal": self.temporal.state(),
         }
 
-    def identity(self) -> dict[str, object]:
-        """The model settings a resume must share with the run it continues (not max_steps, output or logging)."""
+    def identity(self, clip: bool = False) -> dict[str, object]:
+        """The model settings a resume must share with the run it continues (not max_steps, output or logging);
+        for a `clip`, its temporal weight too."""
         keys = (
             *("arch", "weights", "pooling", "preprocessing", "content_layers", "style_layers"),
             *("content_layer_weights", "style_layer_weights", "content_weight", "style_weight", "tv_weight", "color"),
+            *(("temporal_weight",) if clip else ()),
         )
         identity = {f"model.{key}": _plain(self.hparams[key]) for key in keys}
         if self.hparams.weights not in ("caffe", "imagenet"):  # a file: what it holds, not where it lies

@@ -47,6 +47,7 @@ JOB_FIELDS = {
     "blend": "--data.style_blend weights",
     "style_masks": "the style masks' contents (sha256)",
     "content_mask": "the content mask's contents (sha256)",
+    "chunk": "--data.chunks",
 }
 
 

@@ -1,0 +1,139 @@
+"""Flicker of a painted clip, with and without the temporal terms, and what a clip costs.
+
+    python benchmarks/video.py [--clip assets/chelsea_pan.mp4] [--size 128] [--runs 0:20 1e9:20] [--gif out.gif]
+    python benchmarks/video.py --frames 64 --size 256 --runs 1e9:20 --no-independent   # the time of a long clip
+
+Without `--clip` the clip is a camera move (pan and zoom) over the bundled chelsea photo, made by
+lit_nst.video.camera_move. "independent" paints every frame on its own (each frame a job of its own, from its
+photo, as a still, `--first-steps` steps); "temporal w, n" is `lit-nst fit` on the clip with
+`--model.temporal_weight w` and `--data.frame_steps n`: each frame after the first starts from the previous
+result warped along the flow (weight 0 keeps that warm start and drops the term). Flicker is the warping
+error of Lai et al. (2018) with the input's flow and reliability mask; style and content are each frame's
+losses (the objective's, at the output size), the worst frame's as a ratio to the independent frame's. Every
+run is a real `lit-nst fit` subprocess; `--write` puts the table into BENCHMARKS.md.
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from bench import machine, write_section  # benchmarks/bench.py, beside this script
+
+from lit_nst.flow import frame_flows, warping_error
+from lit_nst.images import image_to_tensor, labelled_panel, load_image, resize_longer_side
+from lit_nst.module import StyleTransfer
+from lit_nst.video import camera_move, read_frames, write_clip
+
+REPO = Path(__file__).resolve().parents[1]
+STYLE = REPO / "assets" / "starry_night.jpg"
+
+
+def lit_nst(*args: str) -> float:
+    """Seconds of one `lit-nst fit` subprocess."""
+    start = time.perf_counter()
+    command = [str(Path(sys.executable).with_name("lit-nst")), "fit", "--trainer.enable_progress_bar", "false",
+               "--trainer.logger", "false", "--trainer.limit_val_batches", "0", *args]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def frames_of(folder: Path) -> list:
+    return [image_to_tensor(load_image(path, "frame")) for path in sorted(folder.glob("*.png"))]
+
+
+def losses(frames: list, inputs: list, objective) -> tuple[list[float], list[float]]:
+    """Each frame's (style, content) loss against the painting and its input frame."""
+    objective.set_targets(inputs, [image_to_tensor(load_image(STYLE, "style"))] * len(frames))
+    terms = objective(list(frames))
+    return terms.style.tolist(), terms.content.tolist()
+
+
+def worst_ratio(values: list[float], reference: list[float]) -> float:
+    return max(a / b for a, b in zip(values, reference, strict=True))
+
+
+def input_frames(args: argparse.Namespace, folder: Path) -> tuple[Path, Fraction]:
+    """A folder of the clip's frames at the benchmark's size, and the clip's rate."""
+    if args.clip is None:
+        return camera_move(REPO / "assets" / "chelsea.jpg", folder, args.frames, args.size, pan=1.0, zoom=1.002), 24
+    images, rate, _ = read_frames(args.clip)
+    folder.mkdir(parents=True)
+    for index, image in enumerate(images):
+        resize_longer_side(image, args.size, "frame").save(folder / f"{index:03d}.png")
+    return folder, rate or Fraction(24)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", type=Path, help="a clip to paint instead of the camera move")
+    parser.add_argument("--frames", type=int, default=24, help="frames of the camera move")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--first-steps", type=int, default=200, help="a cold start's steps (every independent frame)")
+    parser.add_argument("--runs", nargs="+", default=["0:20", "1e9:20"], help="temporal weight:steps a frame")
+    parser.add_argument("--no-independent", action="store_true", help="skip the frames painted on their own")
+    parser.add_argument("--gif", type=Path, help="write input | independent | the last run, side by side")
+    parser.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        clip, rate = input_frames(args, work / "clip")
+        inputs = frames_of(clip)
+        start = time.perf_counter()
+        flows = frame_flows(inputs)
+        flow_seconds = time.perf_counter() - start
+        objective = StyleTransfer().objective.requires_grad_(False)
+        common = ["--data.style", str(STYLE), "--data.size", str(args.size)]
+        rows = [("input clip", warping_error(inputs, inputs, flows), None, None, None, None)]
+        reference = independent = None
+        if not args.no_independent:
+            paths = [str(path) for path in sorted(clip.glob("*.png"))]
+            seconds = lit_nst("--data.content", f"[{','.join(paths)}]", *common, "--trainer.max_steps",
+                              str(args.first_steps), "--trainer.default_root_dir", str(work / "independent"),
+                              "--output.dir", str(work / "independent" / "out"))  # fmt: skip
+            independent = frames_of(work / "independent" / "out")
+            reference = losses(independent, inputs, objective)
+            rows.append(("independent", warping_error(independent, inputs, flows), 1.0, 1.0, seconds, args.first_steps))
+        for run in args.runs:
+            weight, frame_steps = float(run.split(":")[0]), int(run.split(":")[1])
+            folder = work / f"temporal-{run}"
+            seconds = lit_nst("--data.content", str(clip), *common, "--data.steps", f"[{args.first_steps}]",
+                              "--data.scales", f"[{args.size}]", "--data.frame_steps", str(frame_steps),
+                              "--model.temporal_weight", str(weight), "--trainer.default_root_dir", str(folder),
+                              "--output.dir", str(folder / "out"))  # fmt: skip
+            painted = frames_of(folder / "out")
+            ratios = [None, None]
+            if reference is not None:
+                now = losses(painted, inputs, objective)
+                ratios = [worst_ratio(a, b) for a, b in zip(now, reference, strict=True)]
+            rows.append((f"temporal {weight:g}, {frame_steps} steps a frame", warping_error(painted, inputs, flows),
+                         *ratios, seconds, frame_steps))  # fmt: skip
+        if args.gif is not None and independent is not None:
+            height = inputs[0].shape[-2]
+            panels = [image_to_tensor(labelled_panel([("photo", a), ("frames alone", b), ("lit-nst", c)], height))
+                      for a, b, c in zip(inputs, independent, painted, strict=True)]  # fmt: skip
+            write_clip(panels, args.gif, Fraction(rate))
+    lines = [
+        f"{len(inputs)} frames at {args.size} px ({args.clip or 'a pan and zoom over chelsea'}), starry_night, "
+        f"{machine()}. Optical flow (DIS, both directions, every pair): {flow_seconds:.1f} s in all.",
+        "",
+        "| run | warping error | worst frame's style loss / independent | worst content loss / independent "
+        "| seconds (whole command) | steps a frame |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, error, style_ratio, content_ratio, seconds, steps in rows:
+        cells = [f"{error:.2e}", *("" if ratio is None else f"{ratio:.2f}" for ratio in (style_ratio, content_ratio)),
+                 "" if seconds is None else f"{seconds:.0f}", "" if steps is None else str(steps)]  # fmt: skip
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    print("\n".join(lines))
+    if args.write:
+        title = "Video" if not args.no_independent else "Video: the time of a long clip"
+        write_section(REPO / "BENCHMARKS.md", title, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

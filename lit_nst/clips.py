@@ -1,0 +1,142 @@
+"""A clip to paint: its frames at the output size, the flow between them, and how frames are split into chunks.
+
+Frames are painted one after another, each starting from the previous result warped along the optical flow
+(Ruder et al. 2016). To spread a clip over processes it is cut into contiguous chunks painted side by side, one
+job each: at stage s every chunk paints its s-th frame. A chunk after the first also paints the `overlap`
+frames before its own, and the result cross-fades from the earlier chunk to the later one over them, so a
+chunk's cold start is hidden under the previous chunk's frames.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torchvision.transforms.functional import pil_to_tensor, to_pil_image
+
+from lit_nst.errors import UsageError
+from lit_nst.files import atomic_file
+from lit_nst.flow import frame_flows
+from lit_nst.images import image_to_tensor, load_image, resize_longer_side
+from lit_nst.video import read_frames
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Which frame each chunk paints at each stage of a clip of `frames` frames."""
+
+    frames: int
+    chunks: int
+    overlap: int
+
+    def painted(self) -> list[tuple[int, int]]:
+        """[first, end) frames each chunk paints: balanced, each after the first starting `overlap` frames before
+        the end of the one before it."""
+        total = self.frames + self.overlap * (self.chunks - 1)
+        cuts = [round(index * total / self.chunks) for index in range(self.chunks + 1)]
+        painted, first = [], 0
+        for length in (end - start for start, end in zip(cuts, cuts[1:], strict=False)):
+            painted.append((first, first + length))
+            first += length - self.overlap
+        return painted
+
+    def spans(self) -> list[tuple[int, int]]:
+        """[first, end) frames of each chunk's own part (the overlaps belong to the earlier chunk): the clip, cut."""
+        painted = self.painted()
+        return [(first if index == 0 else painted[index - 1][1], end) for index, (first, end) in enumerate(painted)]
+
+    @property
+    def stages(self) -> int:
+        return max(end - first for first, end in self.painted())
+
+    def frame(self, chunk: int, stage: int) -> int:
+        """The frame chunk `chunk` paints at stage `stage`; a chunk that is done repeats its last."""
+        first, end = self.painted()[chunk]
+        return min(first + stage, end - 1)
+
+    def paints(self, chunk: int, stage: int) -> bool:
+        """Whether chunk `chunk` paints a frame of its own at stage `stage` (it is not done)."""
+        first, end = self.painted()[chunk]
+        return first + stage < end
+
+    def sources(self, frame: int) -> list[tuple[int, float]]:
+        """(chunk, weight) of each chunk's picture that makes output frame `frame`: weights sum to 1."""
+        spans, painted = self.spans(), self.painted()
+        chunk = next(index for index, (first, end) in enumerate(spans) if first <= frame < end)
+        following = chunk + 1
+        if following < self.chunks and frame >= painted[following][0]:
+            # Across the overlap the later chunk's share rises from 1/(overlap+1) to overlap/(overlap+1).
+            share = (frame - painted[following][0] + 1) / (self.overlap + 1)
+            return [(chunk, 1 - share), (following, share)]
+        return [(chunk, 1.0)]
+
+
+class Clip:
+    """The frames of a video file or a folder of frames, at the output size."""
+
+    def __init__(self, path: Path, size: int, chunks: int, overlap: int) -> None:
+        images, self.rate, self.has_audio = read_frames(path)
+        self.path = path
+        # Kept as 8 bits: a few hundred frames as float32 would cost 4x the memory for nothing.
+        self.frames = [pil_to_tensor(resize_longer_side(image, size, "content clip frame")) for image in images]
+        if chunks < 1:
+            raise UsageError(f"--data.chunks must be positive, got {chunks}")
+        if overlap < 0:
+            raise UsageError(f"--data.overlap must be 0 or positive, got {overlap}")
+        if chunks > len(images):
+            raise UsageError(f"--data.chunks {chunks} is more than the clip's {len(images)} frames")
+        self.plan = ChunkPlan(len(images), chunks, overlap)
+        if chunks > 1 and (
+            min(end - first for first, end in self.plan.spans()) < 1 or self.plan.overlap * 2 >= len(images)
+        ):
+            raise UsageError(f"--data.overlap {overlap} leaves a chunk of the clip's {len(images)} frames no frame of "
+                             "its own: lower it, or --data.chunks")  # fmt: skip
+        self.flows: list[tuple[Tensor, Tensor]] = []  # (flow t -> t-1, reliability) for t ≥ 1, by `load_flows`
+
+    def frame(self, index: int, size: int | None = None) -> Tensor:
+        """(3, h, w) in [0, 1], at the output size or (a chunk's cold start, coarse to fine) at `size`."""
+        frame = self.frames[index]
+        if size is None or size == max(frame.shape[-2:]):
+            return frame.float() / 255
+        return image_to_tensor(resize_longer_side(to_pil_image(frame), size, "content clip frame"))
+
+    def load_flows(self, folder: Path | None, write: bool) -> None:
+        """The flows between frames: read from `folder` when computed before for these frames, else computed
+        (and, where `write`, saved there, so a resume or a rerun does not compute them again)."""
+        key = hashlib.sha256(b"".join(frame.numpy().tobytes() for frame in self.frames)).hexdigest()[:16]
+        cache = folder / f"flow-{key}.pt" if folder is not None else None
+        if cache is not None and cache.is_file():
+            self.flows = torch.load(cache, weights_only=True)
+            return
+        self.flows = frame_flows([self.frame(index) for index in range(len(self.frames))])
+        if write and cache is not None:
+            with atomic_file(cache) as stream:
+                torch.save(self.flows, stream)
+
+    def into(self, frame: int) -> tuple[Tensor, Tensor]:
+        """(flow from `frame` to the frame before it, where it is reliable)."""
+        return self.flows[frame - 1]
+
+    def identity(self) -> dict[str, object]:
+        return {"frames": len(self.frames), "chunks": self.plan.chunks, "overlap": self.plan.overlap}
+
+
+def chunk_frame_file(folder: Path, chunk: int, frame: int) -> Path:
+    """Where a chunk's result for a frame is kept until the clip is assembled (and across a resume)."""
+    return folder / f"chunk{chunk}_{frame:05d}.png"
+
+
+def assembled(plan: ChunkPlan, folder: Path) -> list[Tensor]:
+    """The clip's frames out of the chunks' results, cross-faded across each overlap: (3, h, w) in [0, 1]."""
+    frames = []
+    for frame in range(plan.frames):
+        parts = []
+        for chunk, weight in plan.sources(frame):
+            path = chunk_frame_file(folder, chunk, frame)
+            if not path.is_file():
+                raise UsageError(f"{path} is missing: the frames of an earlier run were removed; run again without "
+                                 "--ckpt_path")  # fmt: skip
+            parts.append(weight * image_to_tensor(load_image(path, "painted frame")))
+        frames.append(sum(parts))
+    return frames

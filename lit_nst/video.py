@@ -1,0 +1,136 @@
+"""Clips in and out: video files with PyAV (FFmpeg's libraries, wheels for every platform), folders of frames
+with Pillow. The audio of a source clip is copied into the result untouched (no re-encoding)."""
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import torch
+from PIL import Image
+from torch import Tensor
+
+from lit_nst.errors import UsageError
+from lit_nst.files import atomic_file
+from lit_nst.images import as_viewed, save_image, tensor_to_image
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif")
+WRITABLE_SUFFIXES = (".mp4", ".mov", ".mkv", ".gif")
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+DEFAULT_FPS = Fraction(24)  # a folder of frames says nothing about its rate
+
+
+def is_clip(path: str | Path) -> bool:
+    """A video file, or a folder (of frames): what `--data.content` takes as a clip rather than a photo."""
+    path = Path(path)
+    return path.suffix.lower() in VIDEO_SUFFIXES or path.is_dir()
+
+
+def read_frames(path: str | Path) -> tuple[list[Image.Image], Fraction | None, bool]:
+    """(frames as 8-bit RGB, frame rate (None for a folder), whether the file has audio) of a clip."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(file for file in path.iterdir() if file.suffix.lower() in FRAME_SUFFIXES)
+        frames = [_frame_file(file) for file in files]
+        rate, audio = None, False
+    elif not path.is_file():
+        raise UsageError(f"content clip {path} does not exist")
+    else:
+        frames, rate, audio = _decode(path)
+    if len(frames) < 2:
+        what = "no frames" if not frames else "one frame"
+        raise UsageError(f"content clip {path} has {what}: a clip needs at least 2 (for one picture give an image)")
+    if len({frame.size for frame in frames}) > 1:
+        raise UsageError(f"the frames of {path} differ in size: give frames of one size")
+    return frames, rate, audio
+
+
+def _frame_file(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as opened:
+            return as_viewed(opened)
+    except (OSError, SyntaxError, ValueError) as error:
+        raise UsageError(f"frame {path} is not an image Pillow can read ({error})") from None
+
+
+def _decode(path: Path) -> tuple[list[Image.Image], Fraction | None, bool]:
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise UsageError(f"content clip {path} has no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            frames = [as_viewed(frame.to_image()) for frame in container.decode(stream)]
+            return frames, Fraction(rate) if rate else None, bool(container.streams.audio)
+    except av.error.FFmpegError as error:
+        raise UsageError(f"content clip {path} cannot be decoded ({' '.join(str(error).split())})") from None
+
+
+def check_writable_clip(path: Path) -> None:
+    if path.suffix.lower() not in WRITABLE_SUFFIXES:
+        raise UsageError(f"cannot write a clip as {path.name}: use one of {', '.join(WRITABLE_SUFFIXES)}, "
+                         "or --output.dir for a folder of frames")  # fmt: skip
+
+
+def write_clip(frames: list[Tensor], path: Path, rate: Fraction, audio_from: Path | None = None) -> None:
+    """Frames (3, h, w) in [0, 1] as an H.264 video (or a GIF), with `audio_from`'s audio; atomically."""
+    if path.suffix.lower() == ".gif":
+        images = [tensor_to_image(frame) for frame in frames]
+        with atomic_file(path) as stream:
+            images[0].save(stream, format="GIF", save_all=True, append_images=images[1:],
+                           duration=round(1000 / rate), loop=0)  # fmt: skip
+        return
+    with atomic_file(path) as stream, av.open(stream, "w", format=_container_format(path)) as output:
+        video = output.add_stream("libx264", rate=rate)
+        # 4:2:0 chroma needs even sides: the last row or column is repeated.
+        height, width = frames[0].shape[-2:]
+        video.height, video.width = height + height % 2, width + width % 2
+        video.pix_fmt = "yuv420p"
+        video.options = {"crf": "17"}  # visually lossless: the strokes are the point
+        source = av.open(str(audio_from)) if audio_from is not None else None
+        try:
+            audio = source.streams.audio[0] if source is not None and source.streams.audio else None
+            copied = output.add_stream_from_template(audio) if audio is not None else None
+            for frame in frames:
+                even = torch.nn.functional.pad(frame[None], (0, width % 2, 0, height % 2), mode="replicate")[0]
+                for packet in video.encode(av.VideoFrame.from_image(tensor_to_image(even))):
+                    output.mux(packet)
+            for packet in video.encode():
+                output.mux(packet)
+            if copied is not None:
+                for packet in source.demux(audio):
+                    if packet.dts is not None:  # the demuxer's final empty packet
+                        packet.stream = copied
+                        output.mux(packet)
+        finally:
+            if source is not None:
+                source.close()
+
+
+def _container_format(path: Path) -> str:
+    return {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}[path.suffix.lower()]
+
+
+def write_frame_folder(frames: list[Tensor], folder: Path) -> None:
+    """Frames as `00000.png`, `00001.png`, ... in `folder`."""
+    for index, frame in enumerate(frames):
+        save_image(frame, folder / f"{index:05d}.png")
+
+
+def camera_move(photo: str | Path, folder: Path, frames: int, size: int, pan: float = 2.0, zoom: float = 1.0) -> Path:
+    """A clip with known motion, made from a photo: a camera panning right by `pan` px of the output a frame and
+    zooming in by `zoom` a frame (1: none), written to `folder` as frames `000.png`, ... at `size` px wide (3:2)."""
+    with Image.open(photo) as opened:
+        image = as_viewed(opened)
+    width, height = size, round(size * 2 / 3)
+    # The first frame's window covers 70 % of the photo's width, so the camera has room to move.
+    window = image.width * 0.7 / width  # photo px per output px
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(frames):
+        scale = window / zoom**index
+        centre_x, centre_y = image.width * 0.35 + pan * window * index, image.height / 2
+        half_width, half_height = width * scale / 2, height * scale / 2
+        if centre_x + half_width > image.width or half_height * 2 > image.height:
+            raise UsageError(f"the camera leaves {photo} at frame {index}: fewer frames, or a slower pan")
+        box = (centre_x - half_width, centre_y - half_height, centre_x + half_width, centre_y + half_height)
+        image.resize((width, height), Image.Resampling.BICUBIC, box=box).save(folder / f"{index:03d}.png")
+    return folder

@@ -1,0 +1,241 @@
+"""Clips: frames painted one after another along the optical flow, chunks, resume, DDP, files in and out."""
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lit_nst.clips import ChunkPlan
+from lit_nst.errors import UsageError
+from lit_nst.flow import frame_flows, optical_flow, reliable, warp, warping_error
+from lit_nst.images import image_to_tensor, load_image
+from lit_nst.video import camera_move, read_frames, write_clip
+
+from .helpers import bundled, fit, painting, photo, run_lit_nst
+
+STYLE = ["--data.style", painting("starry_night")]
+# A 48-px clip: the first frame coarse to fine, then a few steps a frame.
+SHORT = ["--data.size", "48", "--data.scales", "[32,48]", "--data.steps", "[6,6]", "--data.frame_steps", "4"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """Six frames of a camera panning right and zooming in over chelsea: known, smooth motion."""
+    return camera_move(bundled("chelsea"), tmp_path_factory.mktemp("clip") / "frames", 6, 48, pan=1.0, zoom=1.01)
+
+
+def frames_in(folder: Path) -> list[torch.Tensor]:
+    return [image_to_tensor(load_image(path, "frame")) for path in sorted(folder.glob("*.png"))]
+
+
+def decoded(path: Path) -> tuple[list[torch.Tensor], Fraction, bool]:
+    images, rate, audio = read_frames(path)
+    return [image_to_tensor(image) for image in images], rate, audio
+
+
+@pytest.mark.parametrize(("frames", "chunks", "overlap"), [(10, 1, 4), (10, 3, 2), (64, 2, 4), (5, 2, 2), (9, 2, 0)])
+def test_chunks_cover_the_clip_and_cross_fade_over_their_overlap(frames, chunks, overlap):
+    plan = ChunkPlan(frames, chunks, overlap)
+    spans, painted = plan.spans(), plan.painted()
+    assert spans[0][0] == 0 and spans[-1][1] == frames
+    assert all(end == next_first for (_, end), (next_first, _) in zip(spans, spans[1:], strict=False))
+    lengths = [end - first for first, end in painted]
+    assert max(lengths) - min(lengths) <= 1 and plan.stages == max(lengths)
+    for index in range(1, chunks):  # each later chunk starts `overlap` frames inside the one before
+        assert painted[index - 1][1] - painted[index][0] == overlap
+    for frame in range(frames):
+        sources = plan.sources(frame)
+        assert sum(weight for _, weight in sources) == pytest.approx(1.0)
+        for chunk, _ in sources:
+            assert painted[chunk][0] <= frame < painted[chunk][1]
+    # A chunk that is done repeats its last frame and paints nothing new.
+    for chunk, (first, end) in enumerate(painted):
+        assert [plan.frame(chunk, stage) for stage in range(plan.stages)][: end - first] == list(range(first, end))
+        assert not plan.paints(chunk, end - first)
+
+
+def test_flow_of_a_pan_is_the_pan_and_reliable_warps_match(clip):
+    first, second = frames_in(clip)[:2]
+    backward = optical_flow(second, first)  # frame 1 -> frame 0: the camera moved right, so +x
+    inner = backward[:, 6:-6, 6:-6]
+    assert inner[0].mean().item() == pytest.approx(1.0 + 0.24, abs=0.3)  # the pan, plus the zoom's drift
+    mask = reliable(backward, optical_flow(first, second))
+    assert mask.mean() > 0.9
+    warped = warp(first, backward)
+    assert (warped - second)[:, 6:-6, 6:-6].abs().mean() < 0.4 * (first - second)[:, 6:-6, 6:-6].abs().mean()
+
+
+def test_what_a_moving_square_uncovers_is_found_unreliable():
+    background = image_to_tensor(load_image(bundled("chelsea"), "photo").resize((96, 64)))
+
+    def frame(left: int) -> torch.Tensor:
+        image = background.clone()
+        image[:, 20:44, left : left + 24] = torch.tensor([0.9, 0.1, 0.1]).view(3, 1, 1)
+        return image
+
+    before, after = frame(30), frame(36)  # the square moves 6 px right
+    mask = reliable(optical_flow(after, before), optical_flow(before, after))[0]
+    assert mask[22:42, 30:36].mean() < 0.3  # background the square covered in the frame before
+    assert mask[:, :20].mean() > 0.9 and mask[50:].mean() > 0.9  # background far from it
+
+
+def test_a_clip_becomes_a_video_with_its_frames_and_rate_and_less_flicker_than_frames_alone(tmp_path, clip):
+    out = tmp_path / "painted.mp4"
+    cli = fit(tmp_path / "clip", "--data.content", clip, *STYLE, *SHORT, "--output.path", out)
+    assert cli.trainer.global_step == 6 + 6 + 5 * 4
+    painted, rate, audio = decoded(out)
+    inputs = frames_in(clip)
+    assert len(painted) == 6 and rate == 24 and not audio
+    assert painted[0].shape == inputs[0].shape
+    kept = frames_in(tmp_path / "clip" / "video" / "frames")
+    assert len(kept) == 6
+    # H.264 keeps the painted frames (its 4:2:0 chroma blurs a 48-px frame's strokes a little).
+    assert (painted[3] - kept[3]).abs().mean() < min(10 / 255, (kept[3] - inputs[3]).abs().mean() / 3)
+    # Each frame painted on its own, as stills: the same steps as the clip's first frame.
+    alone = tmp_path / "alone"
+    paths = sorted(str(path) for path in clip.glob("*.png"))
+    fit(alone, "--data.content", f"[{','.join(paths)}]", *STYLE, *SHORT[:6], "--output.dir", alone / "out")
+    independent = frames_in(alone / "out")
+    flows = frame_flows(inputs)
+    assert warping_error(kept, inputs, flows) < warping_error(independent, inputs, flows) / 3
+
+
+def test_a_resumed_clip_ends_as_a_straight_one_without_painting_a_frame_twice(tmp_path, clip):
+    flags = ["--data.content", clip, *STYLE, *SHORT, "--data.chunks", "2", "--data.overlap", "1"]
+    straight = fit(tmp_path / "straight", *flags, "--output.dir", tmp_path / "straight" / "out")
+    total = straight.trainer.global_step
+    cut = tmp_path / "cut"
+    fit(cut, *flags, "--output.dir", cut / "out", "--trainer.max_steps", str(total - 5))
+    assert not (cut / "out").exists() or not list((cut / "out").glob("*.png"))  # a clip is written whole
+    done = {path.name: path.stat().st_mtime_ns for path in (cut / "video" / "frames").glob("*.png")}
+    resumed = fit(cut, *flags, "--output.dir", cut / "out", "--ckpt_path", "last")
+    assert resumed.trainer.global_step == total
+    again = {path.name: path.stat().st_mtime_ns for path in (cut / "video" / "frames").glob("*.png")}
+    # The frames in progress at the cut were written then (nothing lost), and painted on after the resume.
+    data = straight.datamodule
+    stage = data.scale_index(total - 6)
+    in_progress = {f"chunk{chunk}_{frame:05d}.png" for chunk, frame in enumerate(data.frames_at(stage))}
+    assert in_progress <= set(done) and len(done) > len(in_progress)
+    assert all(again[name] == done[name] for name in set(done) - in_progress)
+    for a, b in zip(frames_in(tmp_path / "straight" / "out"), frames_in(cut / "out"), strict=True):
+        assert (a - b).abs().max() <= 2 / 255
+
+
+def test_two_processes_paint_the_chunks_of_one_process(tmp_path, clip):
+    flags = ["--data.content", clip, *STYLE, *SHORT, "--data.chunks", "2", "--data.overlap", "2"]
+    one = tmp_path / "one"
+    fit(one, *flags, "--output.dir", one / "out")
+    two = tmp_path / "two"
+    result = run_lit_nst("fit", *flags, "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+                         "--trainer.strategy", "ddp", "--trainer.default_root_dir", two, "--output.dir", two / "out",
+                         "--trainer.enable_progress_bar", "false")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ones, twos = frames_in(one / "out"), frames_in(two / "out")
+    assert len(ones) == len(twos) == 6
+    for a, b in zip(ones, twos, strict=True):
+        assert (a - b).abs().max() <= 2 / 255
+
+
+def test_controls_work_on_a_clip_blend_luminance_content_mask_and_blocks(tmp_path, clip):
+    mask = tmp_path / "left.png"
+    Image.fromarray(np.concatenate([np.full((32, 24), 255, np.uint8), np.zeros((32, 24), np.uint8)], 1)).save(mask)
+    out = tmp_path / "out.gif"
+    styles = f"[{painting('starry_night')},{painting('the_scream')}]"
+    cli = fit(tmp_path, "--data.content", clip, "--data.style", styles, "--data.style_blend", "[0.7,0.3]",
+              "--model.color", "luminance", "--data.content_mask", mask, "--model.tile_size", "16", *SHORT,
+              "--output.path", out)  # fmt: skip
+    assert cli.model.block_walk is not None
+    painted, _, _ = decoded(out)
+    inputs = frames_in(clip)
+    assert len(painted) == 6
+    # The black half of the mask keeps the photo, in every frame.
+    right = (painted[4] - inputs[4])[:, :, 30:].abs().mean()
+    left = (painted[4] - inputs[4])[:, :, :18].abs().mean()
+    assert left > 2 * right, (left, right)  # (the GIF's palette changes every pixel a little)
+
+
+def test_the_audio_of_a_clip_is_copied(tmp_path, clip):
+    source = tmp_path / "with_sound.mp4"
+    frames = frames_in(clip)
+    write_clip(frames, source, Fraction(12))
+    with_audio = tmp_path / "source.mp4"
+    add_tone(source, with_audio)
+    out = tmp_path / "out.mp4"
+    fit(tmp_path / "run", "--data.content", with_audio, *STYLE, *SHORT, "--output.path", out)
+    painted, rate, audio = decoded(out)
+    assert len(painted) == 6 and rate == 12 and audio
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.name == "aac"
+
+
+def add_tone(video: Path, out: Path) -> None:
+    """`video` with a second of a 440 Hz tone."""
+    with av.open(str(video)) as source, av.open(str(out), "w") as output:
+        stream = output.add_stream_from_template(source.streams.video[0])
+        sound = output.add_stream("aac", rate=44100)
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                output.mux(packet)
+        samples = (np.sin(2 * math.pi * 440 * np.arange(44100) / 44100) * 0.3).astype(np.float32)[None]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 44100
+        for packet in [*sound.encode(frame), *sound.encode()]:
+            output.mux(packet)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: path.mkdir(), "has no frames"),
+        (lambda path: (path.mkdir(), Image.new("RGB", (40, 30)).save(path / "0.png")), "has one frame"),
+        (lambda path: path.with_suffix(".mp4").write_bytes(b"not a video" * 100), "cannot be decoded"),
+    ],
+)
+def test_a_bad_clip_is_one_line(tmp_path, make, message):
+    path = tmp_path / "clip"
+    make(path)
+    target = path.with_suffix(".mp4") if message == "cannot be decoded" else path
+    result = run_lit_nst("fit", "--data.content", target, *STYLE, "--trainer.default_root_dir", tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("lit-nst: error: content clip") and message in line
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--output.panel", "true"], "--output.panel and --output.every_n_steps are for pictures"),
+        (
+            ["--output.path", "out.webm"],
+            "output out.webm has no image extension Pillow knows: use .png or .jpg (a clip:",
+        ),
+        (["--data.chunks", "9"], "--data.chunks 9 is more than the clip's 6 frames"),
+        (["--data.chunks", "2", "--data.overlap", "5"], "leaves a chunk"),
+        (["--data.chunks", "2", "--data.overlap", "8"], "leaves a chunk"),
+        (["--data.style", f"[{painting('starry_night')},{painting('the_scream')}]"], "a clip is painted in one style"),
+        (["--data.content", f"[{photo('chelsea')},CLIP]"], "a clip is painted on its own"),
+    ],
+)
+def test_clip_settings_that_cannot_work_are_refused(tmp_path, clip, flags, message):
+    flags = [flag.replace("CLIP", str(clip)) for flag in flags]
+    with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+        fit(tmp_path, "--data.content", clip, *STYLE, *SHORT, *flags)
+
+
+def test_a_video_file_name_for_a_picture_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="is a video file, and the content a picture"):
+        fit(tmp_path, "--data.content", photo("chelsea"), *STYLE, "--data.size", "32", "--output.path", "out.mp4")
+
+
+def test_stylize_gives_a_clips_painted_frames(clip):
+    import lit_nst
+
+    frames = lit_nst.stylize(clip, painting("starry_night"), size=48, scales=[32, 48], steps=[6, 6], frame_steps=4)
+    assert len(frames) == 6 and all(isinstance(frame, Image.Image) for frame in frames)
+    assert frames[0].size == Image.open(sorted(clip.glob("*.png"))[0]).size
