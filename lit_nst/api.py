@@ -78,6 +78,9 @@ def stylize(
             except ArgumentError as error:
                 raise UsageError(argument_error_message(error)) from None
         clip = cli.datamodule.clip
+        if clip is not None and cli.trainer.global_step < sum(cli.datamodule.steps):
+            raise UsageError(f"max_steps {cli.trainer.global_step} stops the clip before its last frame (it takes "
+                             f"{sum(cli.datamodule.steps)} steps): drop max_steps, or lower frame_steps")  # fmt: skip
         if clip is not None:  # its frames, painted (and the video written where `output.path` says)
             return [tensor_to_image(frame) for frame in assembled(clip.plan, ImageOutput.frames_folder(cli.trainer))]
         images = [tensor_to_image(image) for image in cli.model.result()]

@@ -92,6 +92,12 @@ class ImageOutput(Callback):
         """Where a clip's painted frames wait to be assembled: beside the checkpoints, found again by a resume."""
         return Path(trainer.default_root_dir) / "video" / "frames"
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A fresh run (not a resume) of a clip into a folder that holds another run's frames: they are not this one's.
+        if trainer.datamodule.clip is not None and trainer.global_step == 0 and trainer.is_global_zero:
+            for stale in self.frames_folder(trainer).glob("chunk*_*.png"):
+                stale.unlink()
+
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx) -> None:
         # Before the module moves its chunks on to their next frames (its own hook runs after this one).
         data = trainer.datamodule
@@ -149,7 +155,14 @@ class ImageOutput(Callback):
             write_frame_folder(frames, self.paths[0])
             return
         rate = Fraction(self.fps).limit_denominator(1001) if self.fps else clip.rate or DEFAULT_FPS
-        write_clip(frames, self.paths[0], rate, clip.path if clip.has_audio else None)
+        audio = clip.path if clip.has_audio else None
+        if audio is not None and rate != clip.rate:
+            print(f"lit-nst: the clip is written at {float(rate):g} fps, not its {float(clip.rate):g}: without its "
+                  "sound, which would no longer match", file=sys.stderr)  # fmt: skip
+            audio = None
+        note = write_clip(frames, self.paths[0], rate, audio)
+        if note is not None:
+            print(f"lit-nst: {note}", file=sys.stderr)
 
 
 def clip_note(trainer: L.Trainer) -> str | None:

@@ -77,6 +77,13 @@ class RunCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
             self._last_global_step_saved = trainer.global_step
 
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args)
+        data = trainer.datamodule
+        # A clip's frame is done (lit_nst.clips): from here on no kill, however hard, makes a resume repaint it.
+        if getattr(data, "clip", None) is not None and data.scale_index(trainer.global_step) != pl_module.scale_index:
+            self.save_now(trainer)
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save_now(trainer)  # however short the run, and whatever N is
 

@@ -8,6 +8,7 @@ chunk's cold start is hidden under the previous chunk's frames.
 """
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,10 +77,10 @@ class Clip:
     """The frames of a video file or a folder of frames, at the output size."""
 
     def __init__(self, path: Path, size: int, chunks: int, overlap: int) -> None:
-        images, self.rate, self.has_audio = read_frames(path)
+        # Kept as 8 bits, resized as they are read: a few hundred frames as float32 would cost 4x the memory.
+        images, self.rate, self.has_audio = read_frames(path, size)
         self.path = path
-        # Kept as 8 bits: a few hundred frames as float32 would cost 4x the memory for nothing.
-        self.frames = [pil_to_tensor(resize_longer_side(image, size, "content clip frame")) for image in images]
+        self.frames = [pil_to_tensor(image) for image in images]
         if chunks < 1:
             raise UsageError(f"--data.chunks must be positive, got {chunks}")
         if overlap < 0:
@@ -87,11 +88,11 @@ class Clip:
         if chunks > len(images):
             raise UsageError(f"--data.chunks {chunks} is more than the clip's {len(images)} frames")
         self.plan = ChunkPlan(len(images), chunks, overlap)
-        if chunks > 1 and (
-            min(end - first for first, end in self.plan.spans()) < 1 or self.plan.overlap * 2 >= len(images)
-        ):
-            raise UsageError(f"--data.overlap {overlap} leaves a chunk of the clip's {len(images)} frames no frame of "
-                             "its own: lower it, or --data.chunks")  # fmt: skip
+        own = [end - first for first, end in self.plan.spans()]
+        # A cross-fade must end before the next one starts: each chunk's own part (the last's: any) spans an overlap.
+        if chunks > 1 and (min(own[:-1]) < max(overlap, 1) or own[-1] < 1):
+            raise UsageError(f"--data.overlap {overlap} is longer than a chunk's own part of the clip's {len(images)} "
+                             f"frames ({min(own)}): lower it, or --data.chunks")  # fmt: skip
         self.flows: list[tuple[Tensor, Tensor]] = []  # (flow t -> t-1, reliability) for t ≥ 1, by `load_flows`
 
     def frame(self, index: int, size: int | None = None) -> Tensor:
@@ -104,7 +105,10 @@ class Clip:
     def load_flows(self, folder: Path | None, write: bool) -> None:
         """The flows between frames: read from `folder` when computed before for these frames, else computed
         (and, where `write`, saved there, so a resume or a rerun does not compute them again)."""
-        key = hashlib.sha256(b"".join(frame.numpy().tobytes() for frame in self.frames)).hexdigest()[:16]
+        digest = hashlib.sha256()
+        for frame in self.frames:
+            digest.update(frame.numpy().tobytes())
+        key = digest.hexdigest()[:16]
         cache = folder / f"flow-{key}.pt" if folder is not None else None
         if cache is not None and cache.is_file():
             self.flows = torch.load(cache, weights_only=True)
@@ -114,7 +118,7 @@ class Clip:
             with atomic_file(cache) as stream:
                 torch.save(self.flows, stream)
 
-    def into(self, frame: int) -> tuple[Tensor, Tensor]:
+    def flow_into(self, frame: int) -> tuple[Tensor, Tensor]:
         """(flow from `frame` to the frame before it, where it is reliable)."""
         return self.flows[frame - 1]
 
@@ -127,16 +131,16 @@ def chunk_frame_file(folder: Path, chunk: int, frame: int) -> Path:
     return folder / f"chunk{chunk}_{frame:05d}.png"
 
 
-def assembled(plan: ChunkPlan, folder: Path) -> list[Tensor]:
-    """The clip's frames out of the chunks' results, cross-faded across each overlap: (3, h, w) in [0, 1]."""
-    frames = []
+def assembled(plan: ChunkPlan, folder: Path) -> Iterator[Tensor]:
+    """The clip's frames out of the chunks' results, cross-faded across each overlap: (3, h, w) in [0, 1], one at a
+    time (a long clip in float32 would not fit in memory)."""
+    missing = [path for frame in range(plan.frames) for chunk, _ in plan.sources(frame)
+               if not (path := chunk_frame_file(folder, chunk, frame)).is_file()]  # fmt: skip
+    if missing:  # before the first frame is written
+        raise UsageError(f"{missing[0]} is missing: the frames of an earlier run were removed; run again without "
+                         "--ckpt_path")  # fmt: skip
     for frame in range(plan.frames):
         parts = []
         for chunk, weight in plan.sources(frame):
-            path = chunk_frame_file(folder, chunk, frame)
-            if not path.is_file():
-                raise UsageError(f"{path} is missing: the frames of an earlier run were removed; run again without "
-                                 "--ckpt_path")  # fmt: skip
-            parts.append(weight * image_to_tensor(load_image(path, "painted frame")))
-        frames.append(sum(parts))
-    return frames
+            parts.append(weight * image_to_tensor(load_image(chunk_frame_file(folder, chunk, frame), "painted frame")))
+        yield sum(parts)

@@ -120,9 +120,9 @@ class StyleImages(L.LightningDataModule):
         steps: list[int] | None = None,
         style_masks: list[str | None] | None = None,
         content_mask: str | None = None,
-        frame_steps: int = 50,
-        chunks: int = 1,
-        overlap: int = 4,
+        frame_steps: int | None = None,
+        chunks: int | None = None,
+        overlap: int | None = None,
     ) -> None:
         """
         Args:
@@ -144,11 +144,11 @@ class StyleImages(L.LightningDataModule):
             content_mask: white where the picture may change, black where the photo is kept as it is; grey
                 blends the two. Styles without a mask paint the white part.
             frame_steps: a clip's steps for each frame after the first, which starts from the previous result
-                warped along the optical flow. The first frame takes `steps` (coarse to fine with `scales`),
-                or 200 steps.
+                warped along the optical flow (50 by default). The first frame takes `steps` (coarse to fine
+                with `scales`), or 200 steps.
             chunks: a clip is cut into this many contiguous chunks painted side by side, one job each (spread
-                over the processes under DDP: give one chunk per process); 1 paints it in one sweep.
-            overlap: frames a chunk paints before its own, cross-faded with the previous chunk's.
+                over the processes under DDP: give one chunk per process); 1 (the default) paints it in one sweep.
+            overlap: frames a chunk paints before its own, cross-faded with the previous chunk's (4 by default).
         """
         super().__init__()
         self.scales, self.steps = validated_schedule(size, scales, steps)
@@ -176,8 +176,9 @@ class StyleImages(L.LightningDataModule):
         self.size = self.scales[-1]
         self.style_scale = style_scale
         self._styles: dict[int, list[Tensor]] = {}  # a clip's style images by size
+        self._stage_jobs: tuple[int, list[StyleJob]] = (-1, [])  # a clip's jobs at the stage last asked for
         self.clip = self._clip(contents, styles, one_job_per_content, frame_steps, chunks, overlap)
-        self.frame_steps = frame_steps
+        self.frame_steps = 50 if frame_steps is None else frame_steps
         self.style_masks = [None if mask in (None, "") else Path(mask) for mask in style_masks or []]
         self.content_mask = None if content_mask in (None, "") else Path(content_mask)
         if one_job_per_content:
@@ -191,7 +192,7 @@ class StyleImages(L.LightningDataModule):
             self._jobs_by_scale = [self._jobs_at(size) for size in self.scales]
         else:
             first = self.steps or [FIRST_FRAME_STEPS]
-            self.steps = first + [frame_steps] * (self.clip.plan.stages - 1)
+            self.steps = first + [self.frame_steps] * (self.clip.plan.stages - 1)
         self.jobs = self.jobs_at_scale(len(self.steps) - 1 if self.steps else 0)
         check_names_unique(self.jobs)
 
@@ -199,18 +200,28 @@ class StyleImages(L.LightningDataModule):
               overlap: int) -> Clip | None:  # fmt: skip
         """The clip to paint, when the content is one (a video file or a folder of frames)."""
         if not any(is_clip(content) for content in contents):
+            given = [f"--data.{name}" for name, value in (("frame_steps", frame_steps), ("chunks", chunks),
+                                                          ("overlap", overlap)) if value is not None]  # fmt: skip
+            if given:
+                raise UsageError(f"{' and '.join(given)} apply to a clip (a video file or a folder of frames), and "
+                                 "--data.content is a picture: drop them")  # fmt: skip
             return None
         if len(contents) > 1:
             raise UsageError("a clip is painted on its own: give it as the only --data.content")
         if len(styles) > 1 and not one_job_per_content:
             raise UsageError("a clip is painted in one style: give one --data.style, or blend several with "
                              "--data.style_blend")  # fmt: skip
-        if frame_steps <= 0:
+        if frame_steps is not None and frame_steps <= 0:
             raise UsageError(f"--data.frame_steps must be positive, got {frame_steps}")
-        return Clip(Path(contents[0]), self.size, chunks, overlap)
+        return Clip(Path(contents[0]), self.size, 1 if chunks is None else chunks, 4 if overlap is None else overlap)
 
     def _clip_jobs(self, stage: int) -> list[StyleJob]:
         """Each chunk's job at a stage: the first frame coarse to fine over `scales`, then a frame per stage."""
+        if self._stage_jobs[0] != stage:  # asked for at every step: built once a stage
+            self._stage_jobs = (stage, self._new_clip_jobs(stage))
+        return self._stage_jobs[1]
+
+    def _new_clip_jobs(self, stage: int) -> list[StyleJob]:
         clip, cold = self.clip, len(self.scales)
         size = self.scales[min(stage, cold - 1)]
         styles = self._styles_at(size)
@@ -242,7 +253,7 @@ class StyleImages(L.LightningDataModule):
         """The jobs at a stage: a scale of the schedule, or for a clip, its first frame's scales then its frames."""
         return self._jobs_by_scale[scale_index] if self.clip is None else self._clip_jobs(scale_index)
 
-    def frame_stage(self, stage: int) -> bool:
+    def is_frame_stage(self, stage: int) -> bool:
         """Whether at this stage a clip's chunks move on to their next frames (rather than to a finer scale)."""
         return self.clip is not None and stage >= len(self.scales)
 
@@ -255,7 +266,24 @@ class StyleImages(L.LightningDataModule):
     def flows_into(self, stage: int) -> list[tuple[Tensor, Tensor] | None]:
         """Each chunk's (flow from its frame at `stage` to its frame before, reliability); None where it stays."""
         before, now = self.frames_at(stage - 1), self.frames_at(stage)
-        return [None if old == new else self.clip.into(new) for old, new in zip(before, now, strict=True)]
+        if not self.clip.flows:
+            self._load_flows()
+        return [None if old == new else self.clip.flow_into(new) for old, new in zip(before, now, strict=True)]
+
+    def _load_flows(self) -> None:
+        """Computed once, at the first frame after the cold start (so a refused run computes none), by rank 0 into
+        the run's folder, where the other ranks read them: every rank must warp with the very same flow."""
+        trainer = self.trainer
+        if trainer is None:
+            self.clip.load_flows(None, write=False)
+            return
+        folder = Path(trainer.default_root_dir) / "video"
+        if trainer.is_global_zero:
+            self.clip.load_flows(folder, write=True)
+        if trainer.world_size > 1:
+            trainer.strategy.barrier("lit_nst.flows")
+            if not trainer.is_global_zero:
+                self.clip.load_flows(folder, write=False)  # computes them itself where the folder is not shared
 
     def scale_index(self, step: int) -> int:
         """Which scale of the schedule step `step` (0-based) belongs to."""
@@ -282,11 +310,6 @@ class StyleImages(L.LightningDataModule):
         if self.clip is not None:  # only then: checkpoints of stills written before clips existed still resume
             identity["data.clip"] = self.clip.identity()
         return identity
-
-    def setup(self, stage: str) -> None:
-        if self.clip is not None and not self.clip.flows:
-            folder = Path(self.trainer.default_root_dir) / "video" if self.trainer is not None else None
-            self.clip.load_flows(folder, write=self.trainer is not None and self.trainer.is_global_zero)
 
     def train_dataloader(self) -> DataLoader:
         steps = self.trainer.max_steps if self.trainer is not None and self.trainer.max_steps > 0 else 1

@@ -23,7 +23,7 @@ def _grey(frame: Tensor) -> np.ndarray:
     return (frame.float().cpu() * weights).sum(0).mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def warp(image: Tensor, flow: Tensor) -> Tensor:
+def warp(image: Tensor, flow: Tensor, mode: str = "bilinear") -> Tensor:
     """(…, C, h, w) image sampled at p + flow(p): the picture of the flow's source frame seen from its target."""
     height, width = flow.shape[-2:]
     ys, xs = torch.meshgrid(torch.arange(height, dtype=flow.dtype, device=flow.device),
@@ -33,7 +33,7 @@ def warp(image: Tensor, flow: Tensor) -> Tensor:
     y = (ys + flow[1]) * (2 / max(height - 1, 1)) - 1
     grid = torch.stack((x, y), dim=-1)[None].to(image.dtype)
     batched = image.reshape(-1, *image.shape[-3:])
-    warped = grid_sample(batched, grid.expand(batched.shape[0], -1, -1, -1), mode="bilinear",
+    warped = grid_sample(batched, grid.expand(batched.shape[0], -1, -1, -1), mode=mode,
                          padding_mode="border", align_corners=True)  # fmt: skip
     return warped.reshape(image.shape)
 

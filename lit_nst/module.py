@@ -126,7 +126,7 @@ class StyleTransfer(L.LightningModule):
         total = terms.total.sum()
         losses = {f"loss/{term}": getattr(terms, term).sum() for term in ("content", "style", "tv")}
         if self.temporal.active:
-            own = torch.arange(len(self.image_shapes)) if self.shares_jobs else job_ids
+            own = torch.arange(self.target.shape[0]) if self.shares_jobs else job_ids
             losses["loss/temporal"] = self.temporal(picture, own).sum()
             total = total + self.hparams.temporal_weight * losses["loss/temporal"]
         distributed = self.trainer.world_size > 1
@@ -291,8 +291,8 @@ class StyleTransfer(L.LightningModule):
             # The target as the loss sees it (clamped), moved on; clamped again, as bicubic overshoots at edges.
             # In place: the canvas keeps its size and storage (DDP's hooks and the optimiser hold it).
             seen = self.target.clamp(0.0, 1.0)
-            if data.frame_stage(index):
-                moved = self.temporal.next_frames(seen, old_shapes, data.flows_into(index))
+            if data.is_frame_stage(index):
+                moved = self.temporal.next_frames(seen, self.picture(), old_shapes, data.flows_into(index))
             else:
                 moved = resized(seen, old_shapes, self.image_shapes)
             self.target.copy_(moved.clamp(0.0, 1.0))

@@ -36,20 +36,26 @@ class TemporalTerm(nn.Module):
         return difference.flatten(1).sum(1) / (3 * self.pixels[rows])
 
     @torch.no_grad()
-    def next_frames(self, canvas: Tensor, shapes: list[tuple[int, int]], flows: list[tuple[Tensor, Tensor] | None]
-                    ) -> Tensor:  # fmt: skip
-        """The canvas with each job's result warped along its flow into its next frame; the warps become the
-        term's targets. A job whose flow is None stays where it is (a chunk that has painted its last frame)."""
-        self.warped = canvas.detach().float().clone()
+    def next_frames(self, canvas: Tensor, picture: Tensor, shapes: list[tuple[int, int]],
+                    flows: list[tuple[Tensor, Tensor] | None]) -> Tensor:  # fmt: skip
+        """The target `canvas` with each job's picture warped along its flow into its next frame, to start from;
+        the warped `picture` (the canvas as the network sees it, a content mask's photo in place) becomes the
+        term's target. A job whose flow is None stays where it is (a chunk that has painted its last frame)."""
+        moved = canvas.detach().clone()
+        self.warped = picture.detach().float().clone()
         self.reliable = canvas.new_zeros(canvas.shape[0], 1, *canvas.shape[-2:], dtype=torch.float32)
         self.pixels = torch.tensor([h * w for h, w in shapes], device=canvas.device, dtype=torch.float32)
         for row, (shape, pair) in enumerate(zip(shapes, flows, strict=True)):
             if pair is None:
                 continue
             flow, reliable = (tensor.to(canvas.device) for tensor in pair)
-            crop(self.warped[row], shape).copy_(warp(crop(canvas[row], shape).float(), flow).clamp(0.0, 1.0))
+            # Bicubic: a bilinear warp blurs a little, and each frame warps the last, so over 36 frames of a
+            # 128-px pan the strokes' sharpness (mean neighbour difference) fell by a third; bicubic kept it.
+            crop(moved[row], shape).copy_(warp(crop(canvas[row], shape), flow, "bicubic"))
+            warped = warp(crop(self.warped[row], shape), flow, "bicubic")
+            crop(self.warped[row], shape).copy_(warped.clamp(0.0, 1.0))
             crop(self.reliable[row], shape).copy_(reliable)
-        return self.warped.to(canvas.dtype)
+        return moved
 
     def state(self) -> dict[str, Tensor] | None:
         return (

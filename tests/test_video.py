@@ -14,7 +14,7 @@ from lit_nst.clips import ChunkPlan
 from lit_nst.errors import UsageError
 from lit_nst.flow import frame_flows, optical_flow, reliable, warp, warping_error
 from lit_nst.images import image_to_tensor, load_image
-from lit_nst.video import camera_move, read_frames, write_clip
+from lit_nst.video import camera_move, is_clip, read_frames, write_clip
 
 from .helpers import bundled, fit, painting, photo, run_lit_nst
 
@@ -53,6 +53,8 @@ def test_chunks_cover_the_clip_and_cross_fade_over_their_overlap(frames, chunks,
         assert sum(weight for _, weight in sources) == pytest.approx(1.0)
         for chunk, _ in sources:
             assert painted[chunk][0] <= frame < painted[chunk][1]
+    for chunk, (first, end) in enumerate(painted):  # every frame a chunk paints is seen in the clip
+        assert all(any(c == chunk and w > 0 for c, w in plan.sources(frame)) for frame in range(first, end))
     # A chunk that is done repeats its last frame and paints nothing new.
     for chunk, (first, end) in enumerate(painted):
         assert [plan.frame(chunk, stage) for stage in range(plan.stages)][: end - first] == list(range(first, end))
@@ -105,24 +107,25 @@ def test_a_clip_becomes_a_video_with_its_frames_and_rate_and_less_flicker_than_f
     assert warping_error(kept, inputs, flows) < warping_error(independent, inputs, flows) / 3
 
 
-def test_a_resumed_clip_ends_as_a_straight_one_without_painting_a_frame_twice(tmp_path, clip):
+@pytest.mark.parametrize("cut", [5, 4], ids=["mid-frame", "at a frame's end"])
+def test_a_resumed_clip_ends_as_a_straight_one_without_painting_a_frame_twice(tmp_path, clip, cut):
     flags = ["--data.content", clip, *STYLE, *SHORT, "--data.chunks", "2", "--data.overlap", "1"]
     straight = fit(tmp_path / "straight", *flags, "--output.dir", tmp_path / "straight" / "out")
     total = straight.trainer.global_step
-    cut = tmp_path / "cut"
-    fit(cut, *flags, "--output.dir", cut / "out", "--trainer.max_steps", str(total - 5))
-    assert not (cut / "out").exists() or not list((cut / "out").glob("*.png"))  # a clip is written whole
-    done = {path.name: path.stat().st_mtime_ns for path in (cut / "video" / "frames").glob("*.png")}
-    resumed = fit(cut, *flags, "--output.dir", cut / "out", "--ckpt_path", "last")
+    folder = tmp_path / "cut"
+    fit(folder, *flags, "--output.dir", folder / "out", "--trainer.max_steps", str(total - cut))
+    assert not (folder / "out").exists() or not list((folder / "out").glob("*.png"))  # a clip is written whole
+    done = {path.name: path.stat().st_mtime_ns for path in (folder / "video" / "frames").glob("*.png")}
+    resumed = fit(folder, *flags, "--output.dir", folder / "out", "--ckpt_path", "last")
     assert resumed.trainer.global_step == total
-    again = {path.name: path.stat().st_mtime_ns for path in (cut / "video" / "frames").glob("*.png")}
+    again = {path.name: path.stat().st_mtime_ns for path in (folder / "video" / "frames").glob("*.png")}
     # The frames in progress at the cut were written then (nothing lost), and painted on after the resume.
     data = straight.datamodule
-    stage = data.scale_index(total - 6)
+    stage = data.scale_index(total - cut - 1)
     in_progress = {f"chunk{chunk}_{frame:05d}.png" for chunk, frame in enumerate(data.frames_at(stage))}
     assert in_progress <= set(done) and len(done) > len(in_progress)
     assert all(again[name] == done[name] for name in set(done) - in_progress)
-    for a, b in zip(frames_in(tmp_path / "straight" / "out"), frames_in(cut / "out"), strict=True):
+    for a, b in zip(frames_in(tmp_path / "straight" / "out"), frames_in(folder / "out"), strict=True):
         assert (a - b).abs().max() <= 2 / 255
 
 
@@ -216,8 +219,9 @@ def test_a_bad_clip_is_one_line(tmp_path, make, message):
             "output out.webm has no image extension Pillow knows: use .png or .jpg (a clip:",
         ),
         (["--data.chunks", "9"], "--data.chunks 9 is more than the clip's 6 frames"),
-        (["--data.chunks", "2", "--data.overlap", "5"], "leaves a chunk"),
-        (["--data.chunks", "2", "--data.overlap", "8"], "leaves a chunk"),
+        (["--data.chunks", "2", "--data.overlap", "5"], "is longer than a chunk's own part"),
+        (["--data.chunks", "2", "--data.overlap", "8"], "is longer than a chunk's own part"),
+        (["--data.chunks", "3", "--data.overlap", "3"], "is longer than a chunk's own part"),
         (["--data.style", f"[{painting('starry_night')},{painting('the_scream')}]"], "a clip is painted in one style"),
         (["--data.content", f"[{photo('chelsea')},CLIP]"], "a clip is painted on its own"),
     ],
@@ -239,3 +243,23 @@ def test_stylize_gives_a_clips_painted_frames(clip):
     frames = lit_nst.stylize(clip, painting("starry_night"), size=48, scales=[32, 48], steps=[6, 6], frame_steps=4)
     assert len(frames) == 6 and all(isinstance(frame, Image.Image) for frame in frames)
     assert frames[0].size == Image.open(sorted(clip.glob("*.png"))[0]).size
+
+
+def test_a_still_gif_is_a_picture_and_an_animated_one_a_clip(tmp_path):
+    still, animated = tmp_path / "still.gif", tmp_path / "animated.gif"
+    Image.new("RGB", (40, 30), "red").save(still)
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "blue")]
+    frames[0].save(animated, save_all=True, append_images=frames[1:])
+    assert not is_clip(still) and is_clip(animated)
+
+
+def test_frames_are_taken_in_the_order_their_numbers_say(tmp_path):
+    for number, grey in ((10, 30), (2, 20), (1, 10)):
+        Image.new("RGB", (40, 30), (grey, grey, grey)).save(tmp_path / f"{number}.png")
+    frames, rate, audio = read_frames(tmp_path)
+    assert [frame.getpixel((0, 0))[0] for frame in frames] == [10, 20, 30] and rate is None and not audio
+
+
+def test_clip_settings_on_a_picture_are_refused(tmp_path):
+    with pytest.raises(UsageError, match="--data.chunks apply to a clip"):
+        fit(tmp_path, "--data.content", photo("chelsea"), *STYLE, "--data.size", "32", "--data.chunks", "2")
