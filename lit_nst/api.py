@@ -78,9 +78,6 @@ def stylize(
             except ArgumentError as error:
                 raise UsageError(argument_error_message(error)) from None
         clip = cli.datamodule.clip
-        if clip is not None and cli.trainer.global_step < sum(cli.datamodule.steps):
-            raise UsageError(f"max_steps {cli.trainer.global_step} stops the clip before its last frame (it takes "
-                             f"{sum(cli.datamodule.steps)} steps): drop max_steps, or lower frame_steps")  # fmt: skip
         if clip is not None:  # its frames, painted (and the video written where `output.path` says)
             return [tensor_to_image(frame) for frame in assembled(clip.plan, ImageOutput.frames_folder(cli.trainer))]
         images = [tensor_to_image(image) for image in cli.model.result()]
@@ -91,6 +88,13 @@ class NotebookCLI(StyleTransferCLI):
     """The command without its console reports: a notebook shows the progress bar and the returned picture."""
 
     console_reports = False
+
+    def before_fit(self) -> None:
+        super().before_fit()
+        data, max_steps = self.datamodule, self.trainer.fit_loop.epoch_loop.max_steps
+        if data.clip is not None and max_steps < sum(data.steps):  # refused before a step: nothing would be kept
+            raise UsageError(f"max_steps {max_steps} stops the clip before its last frame (it takes {sum(data.steps)} "
+                             "steps): drop max_steps, or lower frame_steps")  # fmt: skip
 
 
 def _is_single(images: ImageInput | Sequence[ImageInput]) -> bool:

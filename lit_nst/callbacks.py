@@ -14,7 +14,14 @@ from lit_nst.checkpointing import INTERRUPTIONS
 from lit_nst.clips import assembled, chunk_frame_file
 from lit_nst.errors import UsageError
 from lit_nst.images import check_writable, check_writable_folder, labelled_panel, save_image
-from lit_nst.video import DEFAULT_FPS, WRITABLE_SUFFIXES, check_writable_clip, write_clip, write_frame_folder
+from lit_nst.video import (
+    DEFAULT_FPS,
+    VIDEO_SUFFIXES,
+    WRITABLE_SUFFIXES,
+    check_writable_clip,
+    write_clip,
+    write_frame_folder,
+)
 
 
 class ImageOutput(Callback):
@@ -47,6 +54,8 @@ class ImageOutput(Callback):
         if fps is not None and fps <= 0:
             raise UsageError(f"--output.fps must be positive, got {fps}")
         if path is not None:
+            if Path(path).suffix.lower() in VIDEO_SUFFIXES:
+                check_writable_clip(Path(path))
             check_writable(Path(path), also=WRITABLE_SUFFIXES)
         if dir is not None:
             check_writable_folder(Path(dir))
@@ -62,6 +71,9 @@ class ImageOutput(Callback):
         if trainer.datamodule.clip is not None:
             self._setup_clip(trainer)
             return
+        if self.fps is not None:
+            raise UsageError("--output.fps applies to a clip (a video file or a folder of frames), and --data.content "
+                             "is a picture: drop it")  # fmt: skip
         if self.path is not None and Path(self.path).suffix.lower() in WRITABLE_SUFFIXES[:-1]:
             raise UsageError(f"--output.path {self.path} is a video file, and the content a picture: give an image "
                              "file name such as stylized.png")  # fmt: skip
@@ -134,8 +146,14 @@ class ImageOutput(Callback):
         clip = trainer.datamodule.clip
         if clip is not None:
             self.write_frames(trainer, pl_module)
-            if trainer.global_step >= sum(trainer.datamodule.steps) and trainer.is_global_zero:  # written whole
-                self.write_clip(trainer)
+            if trainer.is_global_zero:  # a clip is written whole
+                if trainer.global_step >= sum(trainer.datamodule.steps):
+                    self.write_clip(trainer)
+                else:
+                    done = len(list(self.frames_folder(trainer).glob("chunk*_*.png")))
+                    print(f"lit-nst: {done} frames of the clip's {clip.plan.frames} painted so far, in "
+                          f"{self.frames_folder(trainer)}; the video is written once the last is: resume with "
+                          "--ckpt_path last", file=sys.stderr)  # fmt: skip
             return
         if not trainer.is_global_zero:
             return
@@ -163,6 +181,7 @@ class ImageOutput(Callback):
         note = write_clip(frames, self.paths[0], rate, audio)
         if note is not None:
             print(f"lit-nst: {note}", file=sys.stderr)
+        print(f"lit-nst: wrote {self.paths[0]} ({clip.plan.frames} frames at {float(rate):g} fps)", file=sys.stderr)
 
 
 def clip_note(trainer: L.Trainer) -> str | None:

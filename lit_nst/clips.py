@@ -8,6 +8,7 @@ chunk's cold start is hidden under the previous chunk's frames.
 """
 
 import hashlib
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +112,11 @@ class Clip:
         key = digest.hexdigest()[:16]
         cache = folder / f"flow-{key}.pt" if folder is not None else None
         if cache is not None and cache.is_file():
-            self.flows = torch.load(cache, weights_only=True)
-            return
+            try:
+                self.flows = torch.load(cache, weights_only=True)
+                return
+            except (RuntimeError, OSError, EOFError, pickle.UnpicklingError):
+                pass  # damaged (the disk, a copy cut short): computed again, and rewritten below
         self.flows = frame_flows([self.frame(index) for index in range(len(self.frames))])
         if write and cache is not None:
             with atomic_file(cache) as stream:
@@ -123,7 +127,9 @@ class Clip:
         return self.flows[frame - 1]
 
     def identity(self) -> dict[str, object]:
-        return {"frames": len(self.frames), "chunks": self.plan.chunks, "overlap": self.plan.overlap}
+        """The chunks a resume must keep (the overlap only matters between chunks); the frames are the file's."""
+        chunks = {"data.chunks": self.plan.chunks}
+        return chunks if self.plan.chunks == 1 else {**chunks, "data.overlap": self.plan.overlap}
 
 
 def chunk_frame_file(folder: Path, chunk: int, frame: int) -> Path:

@@ -144,7 +144,7 @@ class StyleImages(L.LightningDataModule):
             content_mask: white where the picture may change, black where the photo is kept as it is; grey
                 blends the two. Styles without a mask paint the white part.
             frame_steps: a clip's steps for each frame after the first, which starts from the previous result
-                warped along the optical flow (50 by default). The first frame takes `steps` (coarse to fine
+                warped along the optical flow (20 by default). The first frame takes `steps` (coarse to fine
                 with `scales`), or 200 steps.
             chunks: a clip is cut into this many contiguous chunks painted side by side, one job each (spread
                 over the processes under DDP: give one chunk per process); 1 (the default) paints it in one sweep.
@@ -178,7 +178,7 @@ class StyleImages(L.LightningDataModule):
         self._styles: dict[int, list[Tensor]] = {}  # a clip's style images by size
         self._stage_jobs: tuple[int, list[StyleJob]] = (-1, [])  # a clip's jobs at the stage last asked for
         self.clip = self._clip(contents, styles, one_job_per_content, frame_steps, chunks, overlap)
-        self.frame_steps = 50 if frame_steps is None else frame_steps
+        self.frame_steps = 20 if frame_steps is None else frame_steps
         self.style_masks = [None if mask in (None, "") else Path(mask) for mask in style_masks or []]
         self.content_mask = None if content_mask in (None, "") else Path(content_mask)
         if one_job_per_content:
@@ -308,7 +308,9 @@ class StyleImages(L.LightningDataModule):
                     "data.style_scale": self.style_scale, "data.scales": self.scales,
                     "data.steps": self.steps if len(self.steps) > 1 else None}  # fmt: skip
         if self.clip is not None:  # only then: checkpoints of stills written before clips existed still resume
-            identity["data.clip"] = self.clip.identity()
+            # The first frame's schedule under the name the user gave it, the later frames' under theirs.
+            identity["data.steps"] = self.steps[: len(self.scales)]
+            identity.update({"data.frame_steps": self.frame_steps, **self.clip.identity()})
         return identity
 
     def train_dataloader(self) -> DataLoader:

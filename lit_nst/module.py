@@ -87,6 +87,8 @@ class StyleTransfer(L.LightningModule):
                 result warped along the optical flow, where the flow is reliable (Ruder et al. 2016); 0: none.
         """
         super().__init__()
+        if temporal_weight < 0:
+            raise UsageError(f"--model.temporal_weight must be 0 (none) or positive, got {temporal_weight}")
         self.save_hyperparameters()
         content = normalised_layer_weights(content_layers, content_layer_weights, "content")
         style = normalised_layer_weights(style_layers, style_layer_weights, "style")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from lit_nst.video import is_clip
+
 from .helpers import REPO, run_lit_nst
 
 
@@ -53,7 +55,7 @@ def test_readme_command_runs_as_written(tmp_path, command):
     for link in ("assets", "configs"):
         (tmp_path / link).symlink_to(REPO / link)
     # A clip is written once its last frame is painted: a few steps for every frame, not 2 in all.
-    tiny = CLIP_TINY if Path(args[args.index("--data.content") + 1]).suffix == ".mp4" else TINY
+    tiny = CLIP_TINY if is_clip(REPO / args[args.index("--data.content") + 1]) else TINY
     result = run_lit_nst(*args, *tiny_size(args), *tiny, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
     assert named_outputs(args, tmp_path), f"{command}: no image where it says"
