@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lit_nst.checkpointing import INTERRUPTIONS
-from lit_nst.clips import assembled, chunk_frame_file
+from lit_nst.clips import assembled, chunk_frame_file, clip_folder
 from lit_nst.errors import UsageError
 from lit_nst.images import check_writable, check_writable_folder, labelled_panel, save_image
 from lit_nst.video import (
@@ -102,7 +102,7 @@ class ImageOutput(Callback):
     @staticmethod
     def frames_folder(trainer: L.Trainer) -> Path:
         """Where a clip's painted frames wait to be assembled: beside the checkpoints, found again by a resume."""
-        return Path(trainer.default_root_dir) / "video" / "frames"
+        return clip_folder(trainer.default_root_dir) / "frames"
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # A fresh run (not a resume) of a clip into a folder that holds another run's frames: they are not this one's.

@@ -132,6 +132,11 @@ class Clip:
         return chunks if self.plan.chunks == 1 else {**chunks, "data.overlap": self.plan.overlap}
 
 
+def clip_folder(root: str | Path) -> Path:
+    """A run's clip work beside its checkpoints (found again by a resume): the flow cache, and `frames/`."""
+    return Path(root) / "video"
+
+
 def chunk_frame_file(folder: Path, chunk: int, frame: int) -> Path:
     """Where a chunk's result for a frame is kept until the clip is assembled (and across a resume)."""
     return folder / f"chunk{chunk}_{frame:05d}.png"

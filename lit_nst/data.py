@@ -1,5 +1,6 @@
 """What goes in: the content and style images of each job, and the per-step batches of job indices."""
 
+import bisect
 import dataclasses
 import itertools
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from lit_nst.canvas import image_shape
-from lit_nst.clips import Clip
+from lit_nst.clips import Clip, clip_folder
 from lit_nst.errors import UsageError
 from lit_nst.files import file_sha256
 from lit_nst.images import image_to_tensor, load_image, load_mask, resize_longer_side
@@ -176,6 +177,7 @@ class StyleImages(L.LightningDataModule):
         self.size = self.scales[-1]
         self.style_scale = style_scale
         self._styles: dict[int, list[Tensor]] = {}  # a clip's style images by size
+        self._starts: list[int] | None = None  # `scale_starts`, once
         self._stage_jobs: tuple[int, list[StyleJob]] = (-1, [])  # a clip's jobs at the stage last asked for
         self.clip = self._clip(contents, styles, one_job_per_content, frame_steps, chunks, overlap)
         self.frame_steps = 20 if frame_steps is None else frame_steps
@@ -277,7 +279,7 @@ class StyleImages(L.LightningDataModule):
         if trainer is None:
             self.clip.load_flows(None, write=False)
             return
-        folder = Path(trainer.default_root_dir) / "video"
+        folder = clip_folder(trainer.default_root_dir)
         if trainer.is_global_zero:
             self.clip.load_flows(folder, write=True)
         if trainer.world_size > 1:
@@ -287,16 +289,14 @@ class StyleImages(L.LightningDataModule):
 
     def scale_index(self, step: int) -> int:
         """Which scale of the schedule step `step` (0-based) belongs to."""
-        boundary = 0
-        for index, steps in enumerate(self.steps[:-1]):
-            boundary += steps
-            if step < boundary:
-                return index
-        return max(len(self.steps), 1) - 1
+        # Asked at every step, by the module and two callbacks, over a clip's hundreds of stages: a bisection.
+        return bisect.bisect_right(self.scale_starts(), step) - 1 if self.steps else 0
 
     def scale_starts(self) -> list[int]:
-        """The step at which each scale begins."""
-        return [sum(self.steps[:index]) for index in range(len(self.scales))]
+        """The step at which each stage (scale, or a clip's frame) begins; the steps are fixed once loaded."""
+        if self._starts is None:
+            self._starts = list(itertools.accumulate(self.steps[:-1], initial=0)) if self.steps else [0]
+        return self._starts
 
     @staticmethod
     def _load(path: str, role: str, size: int) -> Tensor:
