@@ -66,6 +66,17 @@ def spans(length: int, tile: int, stride: int) -> list[tuple[int, int]]:
     return [(start, min(start + step, length)) for start in range(0, length, step)]
 
 
+Box = tuple[int, int, int, int]  # top, bottom, left, right
+
+
+def block_windows(shape: tuple[int, int], tile: int, stride: int, halo: int) -> list[tuple[Box, Box]]:
+    """Each block's (inner, window) as (top, bottom, left, right): its pieces of the picture, and with the halo."""
+    height, width = shape
+    return [((top, bottom, left, right), (max(top - halo, 0), min(bottom + halo, height),
+                                          max(left - halo, 0), min(right + halo, width)))
+            for top, bottom in spans(height, tile, stride) for left, right in spans(width, tile, stride)]  # fmt: skip
+
+
 class BlockWalk:
     """`objective` evaluated block by block: the same terms and gradient, to float rounding."""
 
@@ -74,6 +85,7 @@ class BlockWalk:
         self.tile_size = tile_size
         self.share = share or Share()
         self.stride, self.halo = block_geometry(objective)
+        self._blocks: dict[tuple[int, int], list[Block]] = {}
 
     @property
     def shares_jobs(self) -> bool:
@@ -88,14 +100,10 @@ class BlockWalk:
                 f"({count} per picture at the output size{shared})")  # fmt: skip
 
     def blocks(self, shape: tuple[int, int]) -> list[Block]:
-        height, width = shape
-        blocks = []
-        for top, bottom in spans(height, self.tile_size, self.stride):
-            for left, right in spans(width, self.tile_size, self.stride):
-                window = (max(top - self.halo, 0), min(bottom + self.halo, height),
-                          max(left - self.halo, 0), min(right + self.halo, width))  # fmt: skip
-                blocks.append(Block((top, bottom, left, right), window, shape))
-        return blocks
+        if shape not in self._blocks:  # asked for every job at every step: laid out once a shape
+            windows = block_windows(shape, self.tile_size, self.stride, self.halo)
+            self._blocks[shape] = [Block(inner, window, shape) for inner, window in windows]
+        return self._blocks[shape]
 
     def _mine(self, blocks: list[Block], offset: int = 0) -> list[Block]:
         return [block for index, block in enumerate(blocks) if (index + offset) % self.share.world == self.share.rank]
@@ -368,9 +376,8 @@ def _sharing_pays(shapes: list[tuple[int, int]], world: int, stride: int, halo: 
     shared = untiled = 0
     for height, width in shapes:
         tile = _round_up(_round_up(max(height, width), world) // world, stride)
-        rows, columns = spans(height, tile, stride), spans(width, tile, stride)
-        shared += sum((min(b + halo, height) - max(a - halo, 0)) * (min(d + halo, width) - max(c - halo, 0))
-                      for a, b in rows for c, d in columns)  # fmt: skip
+        windows = block_windows((height, width), tile, stride, halo)
+        shared += sum((bottom - top) * (right - left) for _, (top, bottom, left, right) in windows)
         untiled = max(untiled, height * width)
     return 4 * shared / world < 3 * untiled
 
