@@ -85,7 +85,7 @@ class BlockWalk:
         self.tile_size = tile_size
         self.share = share or Share()
         self.stride, self.halo = block_geometry(objective)
-        self._blocks: dict[tuple[int, int], list[Block]] = {}
+        self._blocks: dict[tuple, list[Block]] = {}
 
     @property
     def shares_jobs(self) -> bool:
@@ -100,10 +100,11 @@ class BlockWalk:
                 f"({count} per picture at the output size{shared})")  # fmt: skip
 
     def blocks(self, shape: tuple[int, int]) -> list[Block]:
-        if shape not in self._blocks:  # asked for every job at every step: laid out once a shape
+        key = (tuple(shape), self.tile_size, self.stride, self.halo)
+        if key not in self._blocks:  # asked for every job at every step: laid out once a shape
             windows = block_windows(shape, self.tile_size, self.stride, self.halo)
-            self._blocks[shape] = [Block(inner, window, shape) for inner, window in windows]
-        return self._blocks[shape]
+            self._blocks[key] = [Block(inner, window, shape) for inner, window in windows]
+        return self._blocks[key]
 
     def _mine(self, blocks: list[Block], offset: int = 0) -> list[Block]:
         return [block for index, block in enumerate(blocks) if (index + offset) % self.share.world == self.share.rank]
