@@ -298,9 +298,11 @@ class StyleImages(L.LightningDataModule):
             self._starts = list(itertools.accumulate(self.steps[:-1], initial=0)) if self.steps else [0]
         return self._starts
 
-    @staticmethod
-    def _load(path: str, role: str, size: int) -> Tensor:
-        return image_to_tensor(resize_longer_side(load_image(path, role), size, role))
+    def _load(self, path: str, role: str, size: int) -> Tensor:
+        # the flags that set this picture's size, named for the message when it would be under MIN_SIDE px
+        flag = "the first of --data.scales" if len(self.scales) > 1 else "--data.size"
+        remedy = f"raise {flag}" + (" or --data.style_scale" if role == "style" else "")
+        return image_to_tensor(resize_longer_side(load_image(path, role), size, role, remedy))
 
     def identity(self) -> dict[str, object]:
         """What a checkpoint of these jobs must match to be resumed with them."""

@@ -47,15 +47,15 @@ def as_viewed(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def resize_longer_side(image: Image.Image, size: int, role: str) -> Image.Image:
-    """Bicubic resize so the longer side is `size` px, the other side rounded."""
+def resize_longer_side(image: Image.Image, size: int, role: str, remedy: str = "raise the size") -> Image.Image:
+    """Bicubic resize so the longer side is `size` px, the other side rounded; `remedy` ends the error."""
     width, height = image.size
     scale = size / max(width, height)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if min(new_size) < MIN_SIDE:
         raise UsageError(
             f"{role} image would be {new_size[0]}x{new_size[1]} px after resizing; both sides must be at least "
-            f"{MIN_SIDE} px: raise the size"
+            f"{MIN_SIDE} px: {remedy}"
         )
     return image.resize(new_size, Image.Resampling.BICUBIC)
 
