@@ -216,3 +216,22 @@ def test_memory_estimate_grows_with_pixels_and_history():
     padding = 2 * 3 * (256 * 256 - 192 * 256) * 4  # bytes of one vector's padding, both jobs
     on_canvas = estimate_run_bytes(backbone, mixed, 203, 4)
     assert on_canvas - estimate_run_bytes(backbone, mixed, 203, 4, optimizer_on_pictures=True) == 203 * padding
+
+
+def test_the_memory_check_counts_a_ranks_own_jobs_and_every_process_on_one_machine():
+    """Under DDP a rank's network sees its own jobs only; CPU processes share the one machine's memory."""
+    from lit_nst.backbone import VGGFeatures
+    from lit_nst.memory import GIB, estimate_run_bytes, fit_refusal
+    from lit_nst.weights import strip_features_prefix
+
+    from .helpers import random_vgg_state
+
+    backbone = VGGFeatures("vgg19", strip_features_prefix(random_vgg_state("vgg19")), ["relu5_1"])
+    shapes = [(256, 256)] * 4
+    every = estimate_run_bytes(backbone, shapes, 2, 4)
+    two = estimate_run_bytes(backbone, shapes, 2, 4, active_jobs=[0, 2])  # rank 0 of 2
+    one = estimate_run_bytes(backbone, shapes, 2, 4, active_jobs=[0])
+    assert two - one > 0 and every - two == 2 * (two - one)  # two jobs' activations fewer, the canvas the same
+    assert fit_refusal(10 * GIB, 1, 15 * GIB, 512, ["fewer jobs per device"]) is None
+    refusal = fit_refusal(10 * GIB, 2, 15 * GIB, 512, ["fewer jobs per device"])
+    assert refusal.startswith("this run needs about 20.0 GiB (2 processes of 10.0 GiB) but the device has 15.0 GiB")
