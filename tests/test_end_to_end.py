@@ -103,3 +103,18 @@ def test_panel_shows_content_style_and_result_side_by_side(tmp_path):
     result = load_image(tmp_path / "out.png", "result")
     assert panel.height > result.height  # the label strip
     assert panel.width > 2 * result.width
+
+
+def test_a_panel_shows_every_painting_of_a_blend(tmp_path):
+    styles = ["starry_night", "the_scream"]  # a landscape and a portrait painting
+    fit(
+        tmp_path, "--data.content", photo("chelsea"), "--data.style", f"[{','.join(map(painting, styles))}]",
+        "--data.style_blend", "[0.5,0.5]", "--data.size", "48", "--trainer.max_steps", "1",
+        "--output.path", tmp_path / "out.png", "--output.panel", "true",
+    )  # fmt: skip
+    panel = load_image(tmp_path / "out_panel.png", "panel")
+    result = load_image(tmp_path / "out.png", "result")
+    paintings = [resize_longer_side(load_image(painting(name), "style"), 48, "style") for name in styles]
+    # content | style 1 | style 2 | result, each at the result's height, 8 px apart
+    widths = [result.width, *(round(p.width * result.height / p.height) for p in paintings), result.width]
+    assert abs(panel.width - (sum(widths) + 8 * 3)) <= 2, (panel.width, widths)
