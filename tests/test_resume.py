@@ -268,3 +268,17 @@ def test_max_steps_with_a_schedule_stops_it_early_and_says_so_and_unset_runs_it_
     assert "--trainer.max_steps 5 stops the schedule early" in capsys.readouterr().err
     fit(tmp_path / "long", *schedule, "--trainer.max_steps", "500")
     assert "is beyond the schedule's end" in capsys.readouterr().err
+
+
+def test_an_input_file_is_read_for_its_hash_once_while_it_is_unchanged(tmp_path, monkeypatch):
+    """Checkpoints are written every few steps and each names its inputs by hash: reading the files once will do."""
+    from lit_nst.files import file_sha256
+
+    path = tmp_path / "photo.png"
+    path.write_bytes(b"first")
+    reads, read_bytes = [], Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or read_bytes(self))
+    first = file_sha256(path)
+    assert file_sha256(path) == first and len(reads) == 1
+    path.write_bytes(b"second!")  # another size: a new hash even within the file clock's resolution
+    assert file_sha256(path) != first and len(reads) == 2
