@@ -235,3 +235,17 @@ def test_the_memory_check_counts_a_ranks_own_jobs_and_every_process_on_one_machi
     assert fit_refusal(10 * GIB, 1, 15 * GIB, 512, ["fewer jobs per device"]) is None
     refusal = fit_refusal(10 * GIB, 2, 15 * GIB, 512, ["fewer jobs per device"])
     assert refusal.startswith("this run needs about 20.0 GiB (2 processes of 10.0 GiB) but the device has 15.0 GiB")
+
+
+def test_a_noise_start_is_the_jobs_own_whatever_its_company(tmp_path):
+    """`--model.init noise` is drawn per job: chelsea starts from the same noise alone and third of three jobs."""
+    unmoved = ["--model.init", "noise", "--optimizer", "Adam", "--optimizer.lr", "0", "--trainer.max_steps", "1",
+               "--data.style", painting("starry_night"), "--data.size", "32"]  # fmt: skip
+    company = f"[{photo('coffee')},{photo('astronaut')},{photo('chelsea')}]"
+    for name, contents in (("alone", photo("chelsea")), ("three", company)):
+        fit(tmp_path / name, "--data.content", contents, *unmoved, "--output.dir", tmp_path / name)
+    alone, among = (image_to_tensor(load_image(tmp_path / name / "chelsea__starry_night.png", name))
+                    for name in ("alone", "three"))  # fmt: skip
+    assert torch.equal(alone, among)
+    content = image_to_tensor(load_image(photo("chelsea"), "content").resize(alone.shape[:0:-1]))
+    assert (alone - content).abs().mean() > 0.15  # noise, not the photo
