@@ -77,10 +77,11 @@ class ChunkPlan:
 class Clip:
     """The frames of a video file or a folder of frames, at the output size."""
 
-    def __init__(self, path: Path, size: int, chunks: int, overlap: int) -> None:
+    def __init__(self, path: Path, size: int, chunks: int, overlap: int, too_small: str = "raise the size") -> None:
+        """`too_small`: what the error says to do when a size makes the frames too small for the network."""
         # Kept as 8 bits, resized as they are read: a few hundred frames as float32 would cost 4x the memory.
-        images, self.rate, self.has_audio = read_frames(path, size)
-        self.path = path
+        images, self.rate, self.has_audio = read_frames(path, size, too_small)
+        self.path, self.too_small = path, too_small
         self.frames = [pil_to_tensor(image) for image in images]
         if chunks < 1:
             raise UsageError(f"--data.chunks must be positive, got {chunks}")
@@ -101,7 +102,8 @@ class Clip:
         frame = self.frames[index]
         if size is None or size == max(frame.shape[-2:]):
             return frame.float() / 255
-        return image_to_tensor(resize_longer_side(to_pil_image(frame), size, "content clip frame"))
+        return image_to_tensor(resize_longer_side(to_pil_image(frame), size, f"the frames of {self.path}",
+                                                  self.too_small))  # fmt: skip
 
     def load_flows(self, folder: Path | None, write: bool) -> None:
         """The flows between frames: read from `folder` when computed before for these frames, else computed

@@ -153,6 +153,7 @@ class StyleImages(L.LightningDataModule):
         """
         super().__init__()
         self.scales, self.steps = validated_schedule(size, scales, steps)
+        self.scheduled = scales is not None
         if style_scale <= 0:
             raise UsageError(f"--data.style_scale must be positive, got {style_scale}")
         contents = [content] if isinstance(content, str) else list(content)
@@ -195,6 +196,7 @@ class StyleImages(L.LightningDataModule):
         else:
             first = self.steps or [FIRST_FRAME_STEPS]
             self.steps = first + [self.frame_steps] * (self.clip.plan.stages - 1)
+            self._clip_jobs(0)  # the first frame's coarsest scale: a picture too small is refused before any work
         self.jobs = self.jobs_at_scale(len(self.steps) - 1 if self.steps else 0)
         check_names_unique(self.jobs)
 
@@ -215,7 +217,8 @@ class StyleImages(L.LightningDataModule):
                              "--data.style_blend")  # fmt: skip
         if frame_steps is not None and frame_steps <= 0:
             raise UsageError(f"--data.frame_steps must be positive, got {frame_steps}")
-        return Clip(Path(contents[0]), self.size, 1 if chunks is None else chunks, 4 if overlap is None else overlap)
+        return Clip(Path(contents[0]), self.size, 1 if chunks is None else chunks, 4 if overlap is None else overlap,
+                    self._too_small("content"))  # fmt: skip
 
     def _clip_jobs(self, stage: int) -> list[StyleJob]:
         """Each chunk's job at a stage: the first frame coarse to fine over `scales`, then a frame per stage."""
@@ -299,10 +302,13 @@ class StyleImages(L.LightningDataModule):
         return self._starts
 
     def _load(self, path: str, role: str, size: int) -> Tensor:
-        # the flags that set this picture's size, named for the message when it would be under MIN_SIDE px
-        flag = "the first of --data.scales" if len(self.scales) > 1 else "--data.size"
-        remedy = f"raise {flag}" + (" or --data.style_scale" if role == "style" else "")
-        return image_to_tensor(resize_longer_side(load_image(path, role), size, role, remedy))
+        return image_to_tensor(resize_longer_side(load_image(path, role), size, f"{role} image {path}",
+                                                  self._too_small(role)))  # fmt: skip
+
+    def _too_small(self, role: str) -> str:
+        """What raises a picture that the run's sizes make too small: the flags that set them."""
+        flag = "--data.scales" if self.scheduled else "--data.size"  # a schedule's sizes replace --data.size
+        return f"raise {flag}" + (" or --data.style_scale" if role == "style" else "")
 
     def identity(self) -> dict[str, object]:
         """What a checkpoint of these jobs must match to be resumed with them."""

@@ -1,5 +1,6 @@
 """Image files in and out with Pillow: loading as the objective expects, atomic writes."""
 
+import math
 import tempfile
 from pathlib import Path
 
@@ -48,14 +49,16 @@ def as_viewed(image: Image.Image) -> Image.Image:
 
 
 def resize_longer_side(image: Image.Image, size: int, role: str, remedy: str = "raise the size") -> Image.Image:
-    """Bicubic resize so the longer side is `size` px, the other side rounded; `remedy` ends the error."""
+    """Bicubic resize so the longer side is `size` px, the other side rounded. Too small for the network, an
+    error names the picture (`role`, e.g. "content image photo.jpg"), the size that would do, and `remedy`."""
     width, height = image.size
     scale = size / max(width, height)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if min(new_size) < MIN_SIDE:
+        least = math.ceil(MIN_SIDE * max(width, height) / min(width, height))
         raise UsageError(
-            f"{role} image would be {new_size[0]}x{new_size[1]} px after resizing; both sides must be at least "
-            f"{MIN_SIDE} px: {remedy}"
+            f"{role} would be {new_size[0]}x{new_size[1]} px at {size} px; both sides must be at least {MIN_SIDE} px, "
+            f"which takes {least} px or more: {remedy}"
         )
     return image.resize(new_size, Image.Resampling.BICUBIC)
 

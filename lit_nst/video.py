@@ -34,19 +34,21 @@ def is_clip(path: str | Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES or path.is_dir()
 
 
-def read_frames(path: str | Path, size: int | None = None) -> tuple[list[Image.Image], Fraction | None, bool]:
+def read_frames(
+    path: str | Path, size: int | None = None, too_small: str = "raise the size"
+) -> tuple[list[Image.Image], Fraction | None, bool]:
     """(frames as 8-bit RGB, their longer side `size` (None: as they are), frame rate (None for a folder), whether
     the file has audio)."""
     path = Path(path)
     if path.is_dir():
         # In the order a person numbering them meant: 2.png before 10.png.
         files = sorted((file for file in path.iterdir() if file.suffix.lower() in FRAME_SUFFIXES), key=_natural)
-        frames = [_sized(_frame_file(file), size) for file in files]
+        frames = [_sized(_frame_file(file), size, f"the frames of {path}", too_small) for file in files]
         rate, audio = None, False
     elif not path.is_file():
         raise UsageError(f"content clip {path} does not exist")
     else:
-        frames, rate, audio = _decode(path, size)
+        frames, rate, audio = _decode(path, size, too_small)
     if len(frames) < 2:
         what = "no frames" if not frames else "one frame"
         raise UsageError(f"content clip {path} has {what}: a clip needs at least 2 (for one picture give an image)")
@@ -55,8 +57,8 @@ def read_frames(path: str | Path, size: int | None = None) -> tuple[list[Image.I
     return frames, rate, audio
 
 
-def _sized(image: Image.Image, size: int | None) -> Image.Image:
-    return image if size is None else resize_longer_side(image, size, "content clip frame")
+def _sized(image: Image.Image, size: int | None, role: str, too_small: str) -> Image.Image:
+    return image if size is None else resize_longer_side(image, size, role, too_small)
 
 
 def _natural(path: Path) -> list[int | str]:
@@ -71,14 +73,15 @@ def _frame_file(path: Path) -> Image.Image:
         raise UsageError(f"frame {path} is not an image Pillow can read ({error})") from None
 
 
-def _decode(path: Path, size: int | None) -> tuple[list[Image.Image], Fraction | None, bool]:
+def _decode(path: Path, size: int | None, too_small: str) -> tuple[list[Image.Image], Fraction | None, bool]:
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise UsageError(f"content clip {path} has no video stream")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
-            frames = [_sized(as_viewed(frame.to_image()), size) for frame in container.decode(stream)]
+            frames = [_sized(as_viewed(frame.to_image()), size, f"the frames of {path}", too_small)
+                      for frame in container.decode(stream)]  # fmt: skip
             return frames, Fraction(rate) if rate else None, bool(container.streams.audio)
     except av.error.FFmpegError as error:
         raise UsageError(f"content clip {path} cannot be decoded ({' '.join(str(error).split())})") from None

@@ -231,6 +231,17 @@ def test_clip_settings_that_cannot_work_are_refused(tmp_path, clip, flags, messa
         fit(tmp_path, "--data.content", clip, *STYLE, *SHORT, *flags)
 
 
+def test_a_schedule_too_small_for_the_frames_is_one_line_before_any_work(tmp_path, clip):
+    out = tmp_path / "out.gif"
+    result = run_lit_nst("fit", "--data.content", clip, *STYLE, "--data.style_scale", "4", "--data.scales", "[8,48]",
+                         "--data.steps", "[1,1]", "--data.frame_steps", "1", "--trainer.default_root_dir", tmp_path,
+                         "--output.path", out)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert f"the frames of {clip} would be 8x5 px at 8 px" in line and line.endswith("raise --data.scales"), line
+    assert not out.exists() and not (tmp_path / "lightning_logs").exists()
+
+
 def test_a_video_file_name_for_a_picture_is_refused(tmp_path):
     with pytest.raises(UsageError, match="is a video file, and the content a picture"):
         fit(tmp_path, "--data.content", photo("chelsea"), *STYLE, "--data.size", "32", "--output.path", "out.mp4")
