@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
@@ -80,8 +81,8 @@ class Clip:
     def __init__(self, path: Path, size: int, chunks: int, overlap: int, too_small: str = "raise the size") -> None:
         """`too_small`: what the error says to do when a size makes the frames too small for the network."""
         # Kept as 8 bits, resized as they are read: a few hundred frames as float32 would cost 4x the memory.
-        images, self.rate, self.has_audio = read_frames(path, size, too_small)
         self.path, self.too_small = path, too_small
+        images, self.rate, self.has_audio = read_frames(path, lambda image: self._sized(image, size))
         self.frames = [pil_to_tensor(image) for image in images]
         if chunks < 1:
             raise UsageError(f"--data.chunks must be positive, got {chunks}")
@@ -102,8 +103,10 @@ class Clip:
         frame = self.frames[index]
         if size is None or size == max(frame.shape[-2:]):
             return frame.float() / 255
-        return image_to_tensor(resize_longer_side(to_pil_image(frame), size, f"the frames of {self.path}",
-                                                  self.too_small))  # fmt: skip
+        return image_to_tensor(self._sized(to_pil_image(frame), size))
+
+    def _sized(self, image: Image.Image, size: int) -> Image.Image:
+        return resize_longer_side(image, size, f"the frames of {self.path}", self.too_small)
 
     def load_flows(self, folder: Path | None, write: bool) -> None:
         """The flows between frames: read from `folder` when computed before for these frames, else computed

@@ -3,7 +3,7 @@ with Pillow. The audio of a source clip is copied into the result untouched (no 
 
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,12 +14,13 @@ from torch import Tensor
 
 from lit_nst.errors import UsageError
 from lit_nst.files import atomic_file
-from lit_nst.images import as_viewed, resize_longer_side, save_image, tensor_to_image
+from lit_nst.images import as_viewed, save_image, tensor_to_image
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif")
 WRITABLE_SUFFIXES = (".mp4", ".mov", ".mkv", ".gif")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_FPS = Fraction(24)  # a folder of frames says nothing about its rate
+Resize = Callable[[Image.Image], Image.Image]
 
 
 def is_clip(path: str | Path) -> bool:
@@ -34,31 +35,26 @@ def is_clip(path: str | Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES or path.is_dir()
 
 
-def read_frames(
-    path: str | Path, size: int | None = None, too_small: str = "raise the size"
-) -> tuple[list[Image.Image], Fraction | None, bool]:
-    """(frames as 8-bit RGB, their longer side `size` (None: as they are), frame rate (None for a folder), whether
-    the file has audio)."""
+def read_frames(path: str | Path, resize: Resize | None = None) -> tuple[list[Image.Image], Fraction | None, bool]:
+    """(frames as 8-bit RGB, each passed through `resize` as it is read (None: as they are), frame rate (None for
+    a folder), whether the file has audio)."""
+    resize = resize or (lambda image: image)
     path = Path(path)
     if path.is_dir():
         # In the order a person numbering them meant: 2.png before 10.png.
         files = sorted((file for file in path.iterdir() if file.suffix.lower() in FRAME_SUFFIXES), key=_natural)
-        frames = [_sized(_frame_file(file), size, f"the frames of {path}", too_small) for file in files]
+        frames = [resize(_frame_file(file)) for file in files]
         rate, audio = None, False
     elif not path.is_file():
         raise UsageError(f"content clip {path} does not exist")
     else:
-        frames, rate, audio = _decode(path, size, too_small)
+        frames, rate, audio = _decode(path, resize)
     if len(frames) < 2:
         what = "no frames" if not frames else "one frame"
         raise UsageError(f"content clip {path} has {what}: a clip needs at least 2 (for one picture give an image)")
     if len({frame.size for frame in frames}) > 1:
         raise UsageError(f"the frames of {path} differ in size: give frames of one size")
     return frames, rate, audio
-
-
-def _sized(image: Image.Image, size: int | None, role: str, too_small: str) -> Image.Image:
-    return image if size is None else resize_longer_side(image, size, role, too_small)
 
 
 def _natural(path: Path) -> list[int | str]:
@@ -73,15 +69,14 @@ def _frame_file(path: Path) -> Image.Image:
         raise UsageError(f"frame {path} is not an image Pillow can read ({error})") from None
 
 
-def _decode(path: Path, size: int | None, too_small: str) -> tuple[list[Image.Image], Fraction | None, bool]:
+def _decode(path: Path, resize: Resize) -> tuple[list[Image.Image], Fraction | None, bool]:
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise UsageError(f"content clip {path} has no video stream")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
-            frames = [_sized(as_viewed(frame.to_image()), size, f"the frames of {path}", too_small)
-                      for frame in container.decode(stream)]  # fmt: skip
+            frames = [resize(as_viewed(frame.to_image())) for frame in container.decode(stream)]
             return frames, Fraction(rate) if rate else None, bool(container.streams.audio)
     except av.error.FFmpegError as error:
         raise UsageError(f"content clip {path} cannot be decoded ({' '.join(str(error).split())})") from None
