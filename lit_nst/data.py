@@ -196,9 +196,12 @@ class StyleImages(L.LightningDataModule):
         else:
             first = self.steps or [FIRST_FRAME_STEPS]
             self.steps = first + [self.frame_steps] * (self.clip.plan.stages - 1)
-            self._clip_jobs(0)  # the first frame's coarsest scale: a picture too small is refused before any work
         self.jobs = self.jobs_at_scale(len(self.steps) - 1 if self.steps else 0)
         check_names_unique(self.jobs)
+        if self.clip is not None:
+            # The first frame's coarsest scale: a picture too small is refused before any work, and the stage the
+            # first step asks for is ready (a clip keeps one stage's jobs).
+            self._clip_jobs(0)
 
     def _clip(self, contents: list[str], styles: list[str], one_job_per_content: bool, frame_steps: int, chunks: int,
               overlap: int) -> Clip | None:  # fmt: skip
