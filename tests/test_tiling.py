@@ -10,7 +10,7 @@ from lit_nst.objective import StyleRegion
 from lit_nst.tiling import BlockWalk, Share, block_geometry, plan_memory, spans
 from lit_nst.weights import strip_features_prefix
 
-from .helpers import fit, job, painting, photo, random_vgg_state, run_lit_nst
+from .helpers import fit, job, painting, photo, random_vgg_state, require_vgg16, run_lit_nst
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +67,28 @@ LEFT_THIRD[..., :74] = 1
 @pytest.mark.parametrize("styles", list(STYLES))
 def test_blocks_give_the_whole_pictures_targets_loss_and_gradient(objective, styles):
     # A 224x149 picture in 64-px blocks: 12 blocks, each far smaller than its 80-px halo on every inner side.
+    assert_blocks_exact(objective, STYLES[styles])
+
+
+def test_blocks_are_exact_on_vgg16_with_average_pooling_and_total_variation():
+    # VGG16's relu5_1 reaches less far (a 64-px halo); average pooling and the TV term cross the blocks' edges.
+    model = StyleTransfer(arch="vgg16", weights=str(require_vgg16()), preprocessing="caffe", pooling="avg",
+                          tv_weight=1e-3)  # fmt: skip
+    assert block_geometry(model.objective) == (16, 64)
+    assert_blocks_exact(model.objective, STYLES["one painting"])
+
+
+def assert_blocks_exact(objective, styles) -> None:
     content = picture("chelsea", 224)
     assert content.shape[-2:] == LEFT_THIRD.shape[-2:]
     start = (content + 0.1 * torch.randn(content.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
     walk = BlockWalk(objective, 64)
     assert len(walk.blocks(content.shape[-2:])) == 12
 
-    objective.set_targets([content], [STYLES[styles]()])
+    objective.set_targets([content], [styles()])
     whole_targets = objective.targets
     whole, whole_gradient = terms_and_gradient(objective, start)
-    walk.set_targets([content], [STYLES[styles]()])
+    walk.set_targets([content], [styles()])
     for name, target in whole_targets[0].content.items():
         assert relative(objective.targets[0].content[name], target) <= 1e-6, name
     for region, whole_region in zip(objective.targets[0].regions, whole_targets[0].regions, strict=True):
