@@ -21,6 +21,7 @@ from lit_nst.objective import StyleRegion
 from lit_nst.video import is_clip
 
 FIRST_FRAME_STEPS = 200  # a clip's cold start, without a coarse-to-fine schedule for it
+DEFAULT_SIZE = 512  # the output's longer side, in pixels, unless --data.size or a schedule says otherwise
 
 
 @dataclass
@@ -113,7 +114,7 @@ class StyleImages(L.LightningDataModule):
         self,
         content: str | list[str],
         style: str | list[str],
-        size: int = 512,
+        size: int | None = None,
         style_scale: float = 1.0,
         pairs: Literal["product", "zip"] = "product",
         style_blend: list[float] | None = None,
@@ -129,14 +130,15 @@ class StyleImages(L.LightningDataModule):
         Args:
             content: the photo(s) to repaint.
             style: the painting(s) whose style is transferred.
-            size: longer side of the content images, in pixels (the output size).
+            size: longer side of the content images, in pixels (the output size); 512 by default. Given with
+                `scales`, the schedule is stretched to end at `size` (print.yaml at another print size).
             style_scale: the style image's longer side is `size × style_scale`; larger gives coarser strokes.
             pairs: with several contents and styles, `product` makes every pair, `zip` pairs them in order.
             style_blend: weights of the styles when they are to be blended into one style (the weights are
                 normalised); each content then makes one job painted in the blend. Unset (and no
                 `style_masks`): each style is its own job (see `pairs`).
-            scales: coarse to fine: increasing longer-side sizes, the last the output size (it replaces
-                `size`); each scale starts from the previous result, upsampled.
+            scales: coarse to fine: increasing longer-side sizes, the last the output size; each scale starts
+                from the previous result, upsampled.
             steps: optimisation steps at each of `scales`; their sum is the run's `max_steps`.
             style_masks: regions: one mask per style, in the content's frame (its proportions), white where that
                 style paints; `null` for a style that paints everywhere. Each content then makes one job
@@ -152,8 +154,8 @@ class StyleImages(L.LightningDataModule):
             overlap: frames a chunk paints before its own, cross-faded with the previous chunk's (4 by default).
         """
         super().__init__()
-        self.scales, self.steps = validated_schedule(size, scales, steps)
-        self.scheduled = scales is not None
+        self.scales, self.steps, self.schedule_note = validated_schedule(size, scales, steps)
+        self.scheduled = scales is not None and self.schedule_note is None  # its sizes are the user's --data.scales
         if style_scale <= 0:
             raise UsageError(f"--data.style_scale must be positive, got {style_scale}")
         contents = [content] if isinstance(content, str) else list(content)
@@ -310,8 +312,12 @@ class StyleImages(L.LightningDataModule):
 
     def _too_small(self, role: str) -> str:
         """What raises a picture that the run's sizes make too small: the flags that set them."""
-        flag = "--data.scales" if self.scheduled else "--data.size"  # a schedule's sizes replace --data.size
-        return f"raise {flag}" + (" or --data.style_scale" if role == "style" else "")
+        flag = "--data.scales" if self.scheduled else "--data.size"
+        remedy = f"raise {flag}" + (" or --data.style_scale" if role == "style" else "")
+        stretched = self.schedule_note is not None  # the sizes named are a fraction of --data.size
+        return remedy + (
+            f" (the schedule it stretches runs from {self.scales[0]} to {self.size} px)" if stretched else ""
+        )
 
     def identity(self) -> dict[str, object]:
         """What a checkpoint of these jobs must match to be resumed with them."""
@@ -353,21 +359,30 @@ def check_names_unique(jobs: list[StyleJob]) -> None:
         seen[job.name] = job
 
 
-def validated_schedule(size: int, scales: list[int] | None, steps: list[int] | None) -> tuple[list[int], list[int]]:
-    """(scales, steps) of the run: one scale, `size`, unless a coarse-to-fine schedule is given."""
+def validated_schedule(
+    size: int | None, scales: list[int] | None, steps: list[int] | None
+) -> tuple[list[int], list[int], str | None]:
+    """(scales, steps, a note for the user) of the run: one scale, `size`, unless a coarse-to-fine schedule is given;
+    a `size` given with a schedule that ends elsewhere stretches the schedule (a preset at another size)."""
+    if size is not None and size <= 0:
+        raise UsageError(f"--data.size must be a positive number of pixels, got {size}")
     if scales is None:
         if steps is not None:
             raise UsageError("--data.steps goes with --data.scales (one number of steps per scale)")
-        if size <= 0:
-            raise UsageError(f"--data.size must be a positive number of pixels, got {size}")
-        return [size], []
+        return [DEFAULT_SIZE if size is None else size], [], None
     if steps is None or len(steps) != len(scales):
         raise UsageError(f"--data.scales {scales} needs --data.steps with one number of steps per scale")
     if any(scale <= 0 for scale in scales) or any(b <= a for a, b in zip(scales, scales[1:], strict=False)):
         raise UsageError(f"--data.scales must be positive and increasing, got {scales}")
     if any(count <= 0 for count in steps):
         raise UsageError(f"--data.steps must be positive, got {steps}")
-    return list(scales), list(steps)
+    if size is None or size == scales[-1]:
+        return list(scales), list(steps), None
+    stretched = [round(scale * size / scales[-1]) for scale in scales]
+    if any(b <= a for a, b in zip([0, *stretched], stretched, strict=False)):
+        raise UsageError(f"--data.size {size} is too small for the {len(scales)} scales of --data.scales {scales}: "
+                         "give a larger size, or --data.scales ending at it")  # fmt: skip
+    return stretched, list(steps), f"--data.size {size} stretches --data.scales {list(scales)} to {stretched}"
 
 
 def normalised_blend(weights: list[float], styles: int) -> list[float]:

@@ -35,7 +35,12 @@ CASES = {
     ),
     "painting too small at its scale": (["--data.style_scale", "0.1"], "raise --data.size or --data.style_scale"),
     "a schedule's size too small": (["--data.scales", "[8,32]", "--data.steps", "[1,1]"], "raise --data.scales"),
-    "one scale": (["--data.scales", "[8]", "--data.steps", "[1]", "--data.size", "64"], "raise --data.scales"),
+    "one scale": (["--data.scales", "[8]", "--data.steps", "[1]", "--data.size", "8"], "raise --data.scales"),
+    "a stretched schedule's size too small": (
+        ["--data.scales", "[32,64]", "--data.steps", "[1,1]", "--data.size", "24"],
+        "at 12 px; both sides must be at least 16 px, which takes 22 px or more: raise --data.size (the schedule it "
+        "stretches runs from 12 to 24 px)",
+    ),
     "zero size": (["--data.size", "0"], "positive number of pixels"),
     "negative size": (["--data.size", "-5"], "positive number of pixels"),
     "unknown layer": (["--model.style_layers", "[relu1_1,relu6_1]"], "unknown layer 'relu6_1'"),

@@ -118,6 +118,24 @@ def test_coarse_to_fine_schedule_needs_increasing_scales_and_steps_for_each():
         StyleImages(photo("chelsea"), painting("starry_night"), steps=[5])
 
 
+def test_a_size_given_with_a_schedule_stretches_it_to_end_there_and_says_so(tmp_path, capsys):
+    # A preset's schedule at another output size (print.yaml at 3000 px), not silently the preset's size.
+    images = StyleImages(photo("chelsea"), painting("starry_night"), size=128, scales=[32, 64, 96], steps=[1, 2, 3])
+    assert (images.scales, images.steps, images.size) == ([43, 85, 128], [1, 2, 3], 128)
+    assert images.schedule_note == "--data.size 128 stretches --data.scales [32, 64, 96] to [43, 85, 128]"
+    same = StyleImages(photo("chelsea"), painting("starry_night"), size=128, scales=[32, 64, 128], steps=[1, 2, 3])
+    assert same.scales == [32, 64, 128] and same.schedule_note is None
+    with pytest.raises(
+        UsageError, match=r"10x7 px at 10 px.*: raise --data.size \(the schedule it stretches runs from 10 to 40 px\)$"
+    ):
+        StyleImages(photo("chelsea"), painting("starry_night"), size=40, scales=[32, 64, 128], steps=[1, 2, 3])
+    with pytest.raises(UsageError, match="--data.size 2 is too small for the 3 scales of --data.scales"):
+        StyleImages(photo("chelsea"), painting("starry_night"), size=2, scales=[32, 64, 128], steps=[1, 2, 3])
+    cli = coarse_to_fine(tmp_path, "--data.size", "96")
+    assert cli.model.result()[0].shape[-2:] == (64, 96)
+    assert "lit-nst: --data.size 96 stretches --data.scales [32, 64] to [48, 96]" in capsys.readouterr().err
+
+
 def coarse_to_fine(tmp_path, *extra: str):
     return fit(tmp_path, "--data.content", photo("chelsea"), "--data.style", painting("starry_night"),
                "--data.scales", "[32,64]", "--data.steps", "[6,6]", "--checkpoint.every_n_steps", "2",
