@@ -237,7 +237,8 @@ class MetricsTable(Callback):
 
 class RunNote(Callback):
     """Lines on stderr as the first step starts, after every check, so a refused run prints its error alone: the
-    precision, when the CLI chose it, and how the objective is evaluated, when in blocks (lit_nst.tiling)."""
+    precision, when the CLI chose it, a schedule stretched to --data.size, and how the objective is evaluated,
+    when in blocks (lit_nst.tiling)."""
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message
@@ -245,6 +246,7 @@ class RunNote(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         walk = getattr(pl_module, "block_walk", None)
         tiling = walk.describe([job.shape for job in trainer.datamodule.jobs]) if walk is not None else None
-        for message in (self.message, tiling, clip_note(trainer)):
+        stretched = getattr(trainer.datamodule, "schedule_note", None)
+        for message in (self.message, stretched, tiling, clip_note(trainer)):
             if message is not None and trainer.is_global_zero:
                 print(f"lit-nst: {message}", file=sys.stderr)

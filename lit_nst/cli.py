@@ -70,8 +70,6 @@ class StyleTransferCLI(LightningCLI):
         """Apply a coarse-to-fine schedule's step count; resolve `--ckpt_path last` to our fixed file and refuse
         a checkpoint of another job, before any step."""
         config = self.config_init[self.subcommand]
-        if self.datamodule.schedule_note and rank_zero_only.rank == 0:
-            print(f"lit-nst: {self.datamodule.schedule_note}", file=sys.stderr)
         self.trainer.fit_loop.epoch_loop.max_steps = self._max_steps(self.trainer.max_steps)
         ckpt_path = config.get("ckpt_path")
         if ckpt_path is None:

@@ -7,6 +7,7 @@ frames before its own, and the result cross-fades from the earlier chunk to the 
 chunk's cold start is hidden under the previous chunk's frames.
 """
 
+import functools
 import hashlib
 import pickle
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 from lit_nst.errors import UsageError
 from lit_nst.files import atomic_file
 from lit_nst.flow import frame_flows
-from lit_nst.images import image_to_tensor, load_image, resize_longer_side
+from lit_nst.images import Remedy, image_to_tensor, load_image, resize_longer_side
 from lit_nst.video import read_frames
 
 
@@ -78,11 +79,11 @@ class ChunkPlan:
 class Clip:
     """The frames of a video file or a folder of frames, at the output size."""
 
-    def __init__(self, path: Path, size: int, chunks: int, overlap: int, too_small: str = "raise the size") -> None:
+    def __init__(self, path: Path, size: int, chunks: int, overlap: int, too_small: Remedy = "raise the size") -> None:
         """`too_small`: what the error says to do when a size makes the frames too small for the network."""
         # Kept as 8 bits, resized as they are read: a few hundred frames as float32 would cost 4x the memory.
         self.path, self.too_small = path, too_small
-        images, self.rate, self.has_audio = read_frames(path, lambda image: self._sized(image, size))
+        images, self.rate, self.has_audio = read_frames(path, functools.partial(self._sized, size=size))
         self.frames = [pil_to_tensor(image) for image in images]
         if chunks < 1:
             raise UsageError(f"--data.chunks must be positive, got {chunks}")
@@ -106,6 +107,7 @@ class Clip:
         return image_to_tensor(self._sized(to_pil_image(frame), size))
 
     def _sized(self, image: Image.Image, size: int) -> Image.Image:
+        """A frame at `size` px along its longer side, or the run's one-line error naming the clip."""
         return resize_longer_side(image, size, f"the frames of {self.path}", self.too_small)
 
     def load_flows(self, folder: Path | None, write: bool) -> None:

@@ -3,6 +3,7 @@
 import bisect
 import dataclasses
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -16,7 +17,7 @@ from lit_nst.canvas import image_shape
 from lit_nst.clips import Clip, clip_folder
 from lit_nst.errors import UsageError
 from lit_nst.files import file_sha256
-from lit_nst.images import image_to_tensor, load_image, load_mask, resize_longer_side
+from lit_nst.images import Remedy, image_to_tensor, load_image, load_mask, resize_longer_side
 from lit_nst.objective import StyleRegion
 from lit_nst.video import is_clip
 
@@ -155,7 +156,7 @@ class StyleImages(L.LightningDataModule):
         """
         super().__init__()
         self.scales, self.steps, self.schedule_note = validated_schedule(size, scales, steps)
-        self.scheduled = scales is not None and self.schedule_note is None  # its sizes are the user's --data.scales
+        self.scheduled = scales is not None
         if style_scale <= 0:
             raise UsageError(f"--data.style_scale must be positive, got {style_scale}")
         contents = [content] if isinstance(content, str) else list(content)
@@ -310,14 +311,17 @@ class StyleImages(L.LightningDataModule):
         return image_to_tensor(resize_longer_side(load_image(path, role), size, f"{role} image {path}",
                                                   self._too_small(role)))  # fmt: skip
 
-    def _too_small(self, role: str) -> str:
+    def _too_small(self, role: str) -> Remedy:
         """What raises a picture that the run's sizes make too small: the flags that set them."""
-        flag = "--data.scales" if self.scheduled else "--data.size"
-        remedy = f"raise {flag}" + (" or --data.style_scale" if role == "style" else "")
-        stretched = self.schedule_note is not None  # the sizes named are a fraction of --data.size
-        return remedy + (
-            f" (the schedule it stretches runs from {self.scales[0]} to {self.size} px)" if stretched else ""
-        )
+        painting = " or --data.style_scale" if role == "style" else ""
+        if self.schedule_note is None:
+            return f"raise {'--data.scales' if self.scheduled else '--data.size'}{painting}"
+
+        def stretched(least: int, size: int) -> str:  # the sizes are a fraction of --data.size: name the one needed
+            return (f"raise --data.size to {math.ceil(least * self.size / size)} or more{painting} (the schedule "
+                    f"stretched to it starts at {self.scales[0]} of its {self.size} px)")  # fmt: skip
+
+        return stretched
 
     def identity(self) -> dict[str, object]:
         """What a checkpoint of these jobs must match to be resumed with them."""

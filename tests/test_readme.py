@@ -5,6 +5,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lit_nst.video import is_clip
 
@@ -36,10 +37,15 @@ CLIP_TINY = ["--data.scales", "[32]", "--data.steps", "[2]", "--data.frame_steps
              "false"]  # fmt: skip
 
 
-def tiny_size(args: list[str]) -> list[str]:
-    """32 px, or larger where a small style scale would shrink the painting under 16 px."""
+def tiny_size(args: list[str], cwd: Path) -> list[str]:
+    """32 px, or larger where a small style scale would shrink the painting under 16 px; a schedule (a config's or
+    the command's) stretched to start there."""
     scale = float(args[args.index("--data.style_scale") + 1]) if "--data.style_scale" in args else 1.0
-    return ["--data.size", str(max(32, math.ceil(32 / scale)))]
+    size = max(32, math.ceil(32 / scale))
+    scales = yaml.safe_load(args[args.index("--data.scales") + 1]) if "--data.scales" in args else None
+    if scales is None and "--config" in args:
+        scales = yaml.safe_load((cwd / args[args.index("--config") + 1]).read_text()).get("data", {}).get("scales")
+    return ["--data.size", str(size * scales[-1] // scales[0] if scales else size)]
 
 
 def test_the_readme_has_commands_to_try():
@@ -56,7 +62,7 @@ def test_readme_command_runs_as_written(tmp_path, command):
         (tmp_path / link).symlink_to(REPO / link)
     # A clip is written once its last frame is painted: a few steps for every frame, not 2 in all.
     tiny = CLIP_TINY if is_clip(REPO / args[args.index("--data.content") + 1]) else TINY
-    result = run_lit_nst(*args, *tiny_size(args), *tiny, cwd=tmp_path, timeout=300)
+    result = run_lit_nst(*args, *tiny_size(args, tmp_path), *tiny, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
     assert named_outputs(args, tmp_path), f"{command}: no image where it says"
     for image in named_outputs(args, tmp_path):

@@ -70,11 +70,9 @@ def test_blocks_give_the_whole_pictures_targets_loss_and_gradient(objective, sty
     assert_blocks_exact(objective, STYLES[styles])
 
 
-def test_blocks_are_exact_on_vgg16_with_average_pooling_and_total_variation():
-    # VGG16's relu5_1 reaches less far (a 64-px halo); average pooling and the TV term cross the blocks' edges.
-    model = StyleTransfer(arch="vgg16", weights=str(require_vgg16()), preprocessing="caffe", pooling="avg",
-                          tv_weight=1e-3)  # fmt: skip
-    assert block_geometry(model.objective) == (16, 64)
+def test_blocks_are_exact_on_vgg16_with_average_pooling():
+    # VGG16's relu5_1 reaches less far (a 64-px halo); average pooling mixes each cell's pixels, not the max.
+    model = StyleTransfer(arch="vgg16", weights=str(require_vgg16()), preprocessing="caffe", pooling="avg")
     assert_blocks_exact(model.objective, STYLES["one painting"])
 
 

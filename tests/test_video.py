@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from lit_nst.clips import ChunkPlan
+from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
 from lit_nst.flow import frame_flows, optical_flow, reliable, warp, warping_error
 from lit_nst.images import image_to_tensor, load_image
@@ -297,15 +298,14 @@ def test_a_damaged_flow_cache_is_computed_again(tmp_path, clip):
     assert len(torch.load(cache, weights_only=True)) == 5
 
 
-def test_each_stage_of_a_clip_builds_its_jobs_once_the_first_at_construction(clip, monkeypatch):
-    from lit_nst.data import StyleImages
-
+def test_a_clip_builds_each_stages_jobs_once_during_the_run(clip, monkeypatch):
     built = []
     original = StyleImages._new_clip_jobs
     monkeypatch.setattr(StyleImages, "_new_clip_jobs", lambda self, stage: built.append(stage) or original(self, stage))
     images = StyleImages(str(clip), painting("starry_night"), size=48, scales=[32, 48], steps=[6, 6], frame_steps=4)
     stages = len(images.steps)
-    assert built == [stages - 1, 0]  # the last stage names the jobs; the first is checked and kept for step 0
+    # At construction: the last stage (the jobs' names) and the first (checked, and kept for step 0).
+    assert built == [stages - 1, 0]
     for step in range(sum(images.steps)):  # the module and callbacks ask at every step
         images.jobs_at_scale(images.scale_index(step))
     assert built == [stages - 1, *range(stages)]
