@@ -22,7 +22,7 @@ from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 from lit_nst.errors import UsageError
 from lit_nst.files import atomic_file
 from lit_nst.flow import frame_flows
-from lit_nst.images import Remedy, image_to_tensor, load_image, resize_longer_side
+from lit_nst.images import image_to_tensor, load_image, resize_longer_side
 from lit_nst.video import read_frames
 
 
@@ -79,7 +79,7 @@ class ChunkPlan:
 class Clip:
     """The frames of a video file or a folder of frames, at the output size."""
 
-    def __init__(self, path: Path, size: int, chunks: int, overlap: int, too_small: Remedy = "raise the size") -> None:
+    def __init__(self, path: Path, size: int, chunks: int, overlap: int, too_small: str = "raise the size") -> None:
         """`too_small`: what the error says to do when a size makes the frames too small for the network."""
         # Kept as 8 bits, resized as they are read: a few hundred frames as float32 would cost 4x the memory.
         self.path, self.too_small = path, too_small

@@ -3,7 +3,6 @@
 import bisect
 import dataclasses
 import itertools
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,7 +16,7 @@ from lit_nst.canvas import image_shape
 from lit_nst.clips import Clip, clip_folder
 from lit_nst.errors import UsageError
 from lit_nst.files import file_sha256
-from lit_nst.images import Remedy, image_to_tensor, load_image, load_mask, resize_longer_side
+from lit_nst.images import image_to_tensor, load_image, load_mask, resize_longer_side
 from lit_nst.objective import StyleRegion
 from lit_nst.video import is_clip
 
@@ -311,17 +310,13 @@ class StyleImages(L.LightningDataModule):
         return image_to_tensor(resize_longer_side(load_image(path, role), size, f"{role} image {path}",
                                                   self._too_small(role)))  # fmt: skip
 
-    def _too_small(self, role: str) -> Remedy:
+    def _too_small(self, role: str) -> str:
         """What raises a picture that the run's sizes make too small: the flags that set them."""
-        painting = " or --data.style_scale" if role == "style" else ""
-        if self.schedule_note is None:
-            return f"raise {'--data.scales' if self.scheduled else '--data.size'}{painting}"
-
-        def stretched(least: int, size: int) -> str:  # the sizes are a fraction of --data.size: name the one needed
-            return (f"raise --data.size to {math.ceil(least * self.size / size)} or more{painting} (the schedule "
-                    f"stretched to it starts at {self.scales[0]} of its {self.size} px)")  # fmt: skip
-
-        return stretched
+        flag = "--data.scales" if self.scheduled and self.schedule_note is None else "--data.size"
+        remedy = f"raise {flag}" + (" or --data.style_scale" if role == "style" else "")
+        if self.schedule_note is not None:  # the size named is a stretched scale, a fraction of --data.size
+            remedy += f" (the schedule stretched to it starts at {self.scales[0]} of its {self.size} px)"
+        return remedy
 
     def identity(self) -> dict[str, object]:
         """What a checkpoint of these jobs must match to be resumed with them."""

@@ -2,7 +2,6 @@
 
 import math
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -12,8 +11,6 @@ from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
 from lit_nst.errors import UsageError
 from lit_nst.files import atomic_file
-
-Remedy = str | Callable[[int, int], str]  # what to do about a picture too small: a text, or (least, size) -> text
 
 MIN_SIDE = 16  # below this the deepest VGG layers have no spatial extent left
 
@@ -51,10 +48,9 @@ def as_viewed(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def resize_longer_side(image: Image.Image, size: int, role: str, remedy: Remedy = "raise the size") -> Image.Image:
+def resize_longer_side(image: Image.Image, size: int, role: str, remedy: str = "raise the size") -> Image.Image:
     """Bicubic resize so the longer side is `size` px, the other side rounded. Too small for the network, an
-    error names the picture (`role`, e.g. "content image photo.jpg"), the size that would do, and `remedy`: a
-    text, or one made from (that size, `size`)."""
+    error names the picture (`role`, e.g. "content image photo.jpg"), the size that would do, and `remedy`."""
     width, height = image.size
     scale = size / max(width, height)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -62,7 +58,7 @@ def resize_longer_side(image: Image.Image, size: int, role: str, remedy: Remedy 
         least = math.ceil(MIN_SIDE * max(width, height) / min(width, height))
         raise UsageError(
             f"{role} would be {new_size[0]}x{new_size[1]} px at {size} px; both sides must be at least {MIN_SIDE} px, "
-            f"which takes {least} px or more: {remedy(least, size) if callable(remedy) else remedy}"
+            f"which takes {least} px or more: {remedy}"
         )
     return image.resize(new_size, Image.Resampling.BICUBIC)
 

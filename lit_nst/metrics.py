@@ -48,6 +48,11 @@ def structural_similarity(result: Tensor, content: Tensor) -> float:
     take about 18 copies of the image (4.2 GiB at 4096x2725, more than a tiled print's steps). Each strip is read
     with the window's margin of rows on both sides and only its own rows of the SSIM map are kept: the whole
     image's values there, so their sum over the strips is the whole map's."""
+    with torch.autocast(result.device.type, enabled=False):  # a bf16 run's autocast would cost SSIM 0.09
+        return _structural_similarity(result.float(), content.float())
+
+
+def _structural_similarity(result: Tensor, content: Tensor) -> float:
     height, width = result.shape[-2:]
     rows = max(1, SSIM_STRIP_PIXELS // width)
     if height <= rows:

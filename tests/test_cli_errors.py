@@ -38,8 +38,8 @@ CASES = {
     "one scale": (["--data.scales", "[8]", "--data.steps", "[1]", "--data.size", "8"], "raise --data.scales"),
     "a stretched schedule's size too small": (
         ["--data.scales", "[32,64]", "--data.steps", "[1,1]", "--data.size", "24"],
-        "at 12 px; both sides must be at least 16 px, which takes 22 px or more: raise --data.size to 44 or more (the "
-        "schedule stretched to it starts at 12 of its 24 px)",
+        "at 12 px; both sides must be at least 16 px, which takes 22 px or more: raise --data.size (the schedule "
+        "stretched to it starts at 12 of its 24 px)",
     ),
     "zero size": (["--data.size", "0"], "positive number of pixels"),
     "negative size": (["--data.size", "-5"], "positive number of pixels"),

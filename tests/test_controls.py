@@ -126,7 +126,7 @@ def test_a_size_given_with_a_schedule_stretches_it_to_end_there_and_says_so(tmp_
     same = StyleImages(photo("chelsea"), painting("starry_night"), size=128, scales=[32, 64, 128], steps=[1, 2, 3])
     assert same.scales == [32, 64, 128] and same.schedule_note is None
     stretched_too_far = (
-        r"10x7 px at 10 px.*: raise --data.size to 100 or more \(the schedule stretched to it starts at 10"
+        r"10x7 px at 10 px.*: raise --data.size \(the schedule stretched to it starts at 10 of its 40 px\)$"
     )
     with pytest.raises(UsageError, match=stretched_too_far):
         StyleImages(photo("chelsea"), painting("starry_night"), size=40, scales=[32, 64, 128], steps=[1, 2, 3])

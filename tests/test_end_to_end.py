@@ -134,5 +134,7 @@ def test_ssim_taken_in_strips_of_rows_is_the_whole_images(monkeypatch):
     whole = structural_similarity_index_measure(result, content, data_range=1.0).item()
     monkeypatch.setattr(lit_nst.metrics, "SSIM_STRIP_PIXELS", 37 * content.shape[-1])  # 11 strips, the last short
     assert lit_nst.metrics.structural_similarity(result, content) == pytest.approx(whole, abs=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a bf16-mixed run's validation: SSIM still in float32
+        assert lit_nst.metrics.structural_similarity(result, content) == pytest.approx(whole, abs=1e-6)
     monkeypatch.setattr(lit_nst.metrics, "SSIM_MARGIN", 2)  # a margin short of the window's: other values
     assert abs(lit_nst.metrics.structural_similarity(result, content) - whole) > 1e-5
