@@ -377,11 +377,20 @@ def validated_schedule(
         raise UsageError(f"--data.steps must be positive, got {steps}")
     if size is None or size == scales[-1]:
         return list(scales), list(steps), None
-    stretched = [round(scale * size / scales[-1]) for scale in scales]
-    if any(b <= a for a, b in zip([0, *stretched], stretched, strict=False)):
+    stretched = stretch(scales, size)
+    if stretched is None:
+        # Stretching up never merges scales; down, rounding may merge and part them again: the least size from
+        # which every size up to the schedule's own keeps them apart.
+        least = next(n for n in range(scales[-1], 0, -1) if stretch(scales, n - 1) is None)
         raise UsageError(f"--data.size {size} is too small for the {len(scales)} scales of --data.scales {scales}: "
-                         "give a larger size, or --data.scales ending at it")  # fmt: skip
+                         f"give --data.size {least} or more, or --data.scales ending at it")  # fmt: skip
     return stretched, list(steps), f"--data.size {size} stretches --data.scales {list(scales)} to {stretched}"
+
+
+def stretch(scales: list[int], size: int) -> list[int] | None:
+    """`scales` in proportion, ending at `size`; None where rounding merges two of them or makes one 0."""
+    stretched = [round(scale * size / scales[-1]) for scale in scales]
+    return None if any(b <= a for a, b in zip([0, *stretched], stretched, strict=False)) else stretched
 
 
 def normalised_blend(weights: list[float], styles: int) -> list[float]:

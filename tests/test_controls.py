@@ -6,7 +6,7 @@ from PIL import Image
 from torch.nn.functional import interpolate
 
 from lit_nst.color import luminance_as_rgb, match_color, rgb_to_yiq, with_chroma
-from lit_nst.data import StyleImages
+from lit_nst.data import StyleImages, stretch
 from lit_nst.errors import UsageError
 from lit_nst.images import load_image
 from lit_nst.losses import gram, mean_squared_error, region_weights
@@ -130,8 +130,12 @@ def test_a_size_given_with_a_schedule_stretches_it_to_end_there_and_says_so(tmp_
     )
     with pytest.raises(UsageError, match=stretched_too_far):
         StyleImages(photo("chelsea"), painting("starry_night"), size=40, scales=[32, 64, 128], steps=[1, 2, 3])
-    with pytest.raises(UsageError, match="--data.size 2 is too small for the 3 scales of --data.scales"):
+    merged = r"--data.size 2 is too small for the 3 scales of --data.scales \[32, 64, 128\]: give --data.size 3 or more"
+    with pytest.raises(UsageError, match=merged):
         StyleImages(photo("chelsea"), painting("starry_night"), size=2, scales=[32, 64, 128], steps=[1, 2, 3])
+    assert [stretch([32, 64, 128], n) for n in (2, 3, 4)] == [None, [1, 2, 3], [1, 2, 4]]
+    with pytest.raises(UsageError, match="give --data.size 51 or more"):  # 50 would round 100 to 50 too
+        StyleImages(photo("chelsea"), painting("starry_night"), size=50, scales=[100, 101], steps=[1, 1])
     cli = coarse_to_fine(tmp_path, "--data.size", "96")
     assert cli.model.result()[0].shape[-2:] == (64, 96)
     assert "lit-nst: --data.size 96 stretches --data.scales [32, 64] to [48, 96]" in capsys.readouterr().err
