@@ -151,6 +151,7 @@ def overhead_rows() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="write the tables into BENCHMARKS.md")
+    parser.add_argument("--compile-sizes", type=int, nargs="*", help="sizes also run with torch.compile (default: all)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -163,9 +164,10 @@ def main() -> None:
              "during fit (freed heap handed back first, so reused memory counts), plus the weights.", ""]  # fmt: skip
     print("\n".join(lines))
     if torch.cuda.is_available():
-        lines += table("GPU", [512, 1024, 2048, 4096], [512, 1024, 2048, 4096]) + [""]
+        sizes = [512, 1024, 2048, 4096]
+        lines += table("GPU", sizes, sizes if args.compile_sizes is None else args.compile_sizes) + [""]
     else:
-        lines += table("CPU", [128, 256, 512], [128]) + [""]
+        lines += table("CPU", [128, 256, 512], [128] if args.compile_sizes is None else args.compile_sizes) + [""]
     lines += ["Per-step overhead of `lit-nst fit` against a plain PyTorch loop on the same objective (L-BFGS):", ""]
     lines += overhead_rows()
     if args.write:

@@ -30,15 +30,30 @@ from lit_nst.video import camera_move, read_frames, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
 STYLE = REPO / "assets" / "starry_night.jpg"
+LIT_NST = "import sys; from lit_nst.cli import main; sys.argv[0] = 'lit-nst'; main()"
 
 
 def lit_nst(*args: str) -> float:
     """Seconds of one `lit-nst fit` subprocess."""
     start = time.perf_counter()
-    command = [str(Path(sys.executable).with_name("lit-nst")), "fit", "--trainer.enable_progress_bar", "false",
-               "--trainer.logger", "false", "--trainer.limit_val_batches", "0", *args]  # fmt: skip
+    # The CLI through this interpreter rather than the `lit-nst` script: a GPU machine may run from a PYTHONPATH.
+    command = [sys.executable, "-c", LIT_NST, "fit", "--trainer.enable_progress_bar", "false", "--trainer.logger",
+               "false", "--trainer.limit_val_batches", "0", *args]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True)
     return time.perf_counter() - start
+
+
+HEADER = (
+    "| run | warping error | worst frame's style loss / independent | worst content loss / independent "
+    "| seconds (whole command) | steps a frame |\n|---|---:|---:|---:|---:|---:|"
+)
+
+
+def table_row(name: str, error: float, style_ratio: float | None, content_ratio: float | None,
+              seconds: float | None, steps: int | None) -> str:  # fmt: skip
+    cells = [f"{error:.2e}", *("" if ratio is None else f"{ratio:.2f}" for ratio in (style_ratio, content_ratio)),
+             "" if seconds is None else f"{seconds:.0f}", "" if steps is None else str(steps)]  # fmt: skip
+    return f"| {name} | {' | '.join(cells)} |"
 
 
 def frames_of(folder: Path) -> list:
@@ -76,6 +91,7 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=["0:20", "1e9:20"], help="temporal weight:steps a frame")
     parser.add_argument("--no-independent", action="store_true", help="skip the frames painted on their own")
     parser.add_argument("--gif", type=Path, help="write input | independent | the last run, side by side")
+    parser.add_argument("--precision", help="--trainer.precision of every run (default: the machine's)")
     parser.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
     args = parser.parse_args()
 
@@ -88,7 +104,9 @@ def main() -> None:
         flow_seconds = time.perf_counter() - start
         objective = StyleTransfer().objective.requires_grad_(False)
         common = ["--data.style", str(STYLE), "--data.size", str(args.size)]
+        common += ["--trainer.precision", args.precision] if args.precision else []
         rows = [("input clip", warping_error(inputs, inputs, flows), None, None, None, None)]
+        print(f"optical flow {flow_seconds:.1f} s\n{HEADER}\n{table_row(*rows[-1])}", flush=True)
         reference = independent = None
         if not args.no_independent:
             paths = [str(path) for path in sorted(clip.glob("*.png"))]
@@ -98,6 +116,7 @@ def main() -> None:
             independent = frames_of(work / "independent" / "out")
             reference = losses(independent, inputs, objective)
             rows.append(("independent", warping_error(independent, inputs, flows), 1.0, 1.0, seconds, args.first_steps))
+            print(table_row(*rows[-1]), flush=True)  # a long benchmark cut short still shows what it measured
         for run in args.runs:
             weight, frame_steps = float(run.split(":")[0]), int(run.split(":")[1])
             folder = work / f"temporal-{run}"
@@ -112,6 +131,7 @@ def main() -> None:
                 ratios = [worst_ratio(a, b) for a, b in zip(now, reference, strict=True)]
             rows.append((f"temporal {weight:g}, {frame_steps} steps a frame", warping_error(painted, inputs, flows),
                          *ratios, seconds, frame_steps))  # fmt: skip
+            print(table_row(*rows[-1]), flush=True)
         if args.gif is not None and independent is not None:
             height = inputs[0].shape[-2]
             panels = [image_to_tensor(labelled_panel([("photo", a), ("frames alone", b), ("lit-nst", c)], height))
@@ -121,14 +141,9 @@ def main() -> None:
         f"{len(inputs)} frames at {args.size} px ({args.clip or 'a pan and zoom over chelsea'}), starry_night, "
         f"{machine()}. Optical flow (DIS, both directions, every pair): {flow_seconds:.1f} s in all.",
         "",
-        "| run | warping error | worst frame's style loss / independent | worst content loss / independent "
-        "| seconds (whole command) | steps a frame |",
-        "|---|---:|---:|---:|---:|---:|",
+        HEADER,
+        *(table_row(*row) for row in rows),
     ]
-    for name, error, style_ratio, content_ratio, seconds, steps in rows:
-        cells = [f"{error:.2e}", *("" if ratio is None else f"{ratio:.2f}" for ratio in (style_ratio, content_ratio)),
-                 "" if seconds is None else f"{seconds:.0f}", "" if steps is None else str(steps)]  # fmt: skip
-        lines.append(f"| {name} | {' | '.join(cells)} |")
     print("\n".join(lines))
     if args.write:
         title = "Video" if not args.no_independent else "Video: the time of a long clip"
