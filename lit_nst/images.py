@@ -1,5 +1,6 @@
 """Image files in and out with Pillow: loading as the objective expects, atomic writes."""
 
+import contextlib
 import math
 import tempfile
 from pathlib import Path
@@ -98,7 +99,7 @@ def check_writable(path: Path, also: tuple[str, ...] = ()) -> None:
 
 
 def check_writable_folder(folder: Path) -> None:
-    """Fail now if results cannot be written into `folder` (created if missing)."""
+    """Fail now if results cannot be written into `folder` (a missing folder is made to try, then removed)."""
     blocking_file = next((parent for parent in (folder, *folder.parents) if parent.is_file()), None)
     if blocking_file is not None:
         raise UsageError(f"cannot write into {folder}: {blocking_file} is a file, not a directory")
@@ -106,12 +107,24 @@ def check_writable_folder(folder: Path) -> None:
 
 
 def _probe(folder: Path, prefix: str, failure: str) -> None:
+    missing = [parent for parent in (folder, *folder.parents) if not parent.exists()]  # the deepest first
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=prefix, suffix=".probe"):
-            pass
-    except OSError as error:
-        raise UsageError(f"{failure}: {error.strerror or error}") from None
+        for attempt in range(3):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=folder, prefix=prefix, suffix=".probe"):
+                    break
+            except FileNotFoundError:
+                # Another DDP rank's probe removed the folder this one found made: make it again.
+                if attempt == 2:
+                    raise UsageError(f"{failure}: the folder keeps disappearing") from None
+            except OSError as error:
+                raise UsageError(f"{failure}: {error.strerror or error}") from None
+    finally:
+        # A run refused after this check leaves no empty folders behind; writing a file makes them again.
+        for created in missing:
+            with contextlib.suppress(OSError):
+                created.rmdir()
 
 
 def tensor_to_image(image: Tensor) -> Image.Image:

@@ -58,7 +58,7 @@ CASES = {
         "--data.pairs zip does not apply",
     ),
     "two contents of one name": (
-        ["--data.content", "[{d}/good.png,{d}/sub/good.png]", "--output.dir", "{d}/out"],
+        ["--data.content", "[{d}/good.png,{d}/sub/good.png]", "--output.dir", "{t}/out"],
         "two jobs would both write good__good.png",
     ),
     "tile size not a number": (["--model.tile_size", "big"], "--model.tile_size big is not a block size: use auto"),
@@ -72,11 +72,11 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_one_line_and_no_output(bad_inputs, tmp_path, case):
     overrides, message = CASES[case]
-    output = tmp_path / "out.png"
+    output = tmp_path / "out" / "out.png"
     args = {"--data.content": f"{bad_inputs}/good.png", "--data.style": f"{bad_inputs}/good.png", "--data.size": "32"}
     args["--output.path"] = str(output)
     for key, value in zip(overrides[::2], overrides[1::2], strict=True):
-        args[key] = value.format(d=bad_inputs)
+        args[key] = value.format(d=bad_inputs, t=tmp_path)
     if "--output.dir" in args:
         del args["--output.path"]
     flat = [item for pair in args.items() for item in pair]
@@ -87,3 +87,4 @@ def test_bad_input_is_one_line_and_no_output(bad_inputs, tmp_path, case):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("lit-nst: error: ") and message in lines[0], lines[0]
     assert not output.exists()
+    assert not list(tmp_path.iterdir()), "a refused run leaves nothing behind, not even an empty folder"
