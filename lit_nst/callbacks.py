@@ -221,17 +221,15 @@ class MetricsTable(Callback):
             title_justify="left",
             caption_justify="left",
         )
-        table.add_column("job", no_wrap=True)
-        for column in ("SSIM", "PSNR (dB)", "style loss", "TV"):
-            table.add_column(column, justify="right")
-        for row in pl_module.quality:
-            table.add_row(
-                jobs[row["job"]].name,
-                f"{row['ssim']:.3f}",
-                f"{row['psnr']:.2f}",
-                f"{row['style']:,.1f}",
-                f"{row['tv']:.4f}",
-            )
+        cells = [[f"{row['ssim']:.3f}", f"{row['psnr']:.2f}", f"{row['style']:,.1f}", f"{row['tv']:.4f}"]
+                 for row in pl_module.quality]  # fmt: skip
+        # In a narrow terminal a long job name (a blend's) folds onto more lines; a number is never cut.
+        table.add_column("job", overflow="fold")
+        for index, column in enumerate(("SSIM", "PSNR (dB)", "style loss", "TV")):
+            width = max(len(column), *(len(row[index]) for row in cells))
+            table.add_column(column, justify="right", no_wrap=True, min_width=width)
+        for row, numbers in zip(pl_module.quality, cells, strict=True):
+            table.add_row(jobs[row["job"]].name, *numbers)
         Console(stderr=False).print(table)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from lit_nst.backbone import conv_shapes
 from lit_nst.cli import StyleTransferCLI, cli_main
@@ -71,3 +72,13 @@ def require_vgg16() -> Path:
     if not VGG16_CAFFE.exists():
         pytest.skip(f"{VGG16_CAFFE} is missing: this test needs the real VGG16 weights file of ../shared")
     return VGG16_CAFFE
+
+
+def config_scales(config: Path) -> list[int] | None:
+    """A config file's coarse-to-fine schedule (--data.scales), if it has one."""
+    return ((yaml.safe_load(config.read_text()) or {}).get("data") or {}).get("scales")
+
+
+def stretched_size(first: int, scales: list[int] | None) -> int:
+    """The --data.size that stretches a schedule of `scales` to start at `first` px (without one: `first`)."""
+    return first * scales[-1] // scales[0] if scales else first

@@ -2,14 +2,15 @@
 
 import csv
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
-import yaml
 
+from lit_nst.callbacks import MetricsTable
 from lit_nst.images import image_to_tensor, load_image, resize_longer_side
 
-from .helpers import REPO, fit, job, painting, photo, require_vgg16, run_lit_nst
+from .helpers import REPO, config_scales, fit, job, painting, photo, require_vgg16, run_lit_nst, stretched_size
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
@@ -61,10 +62,10 @@ def test_snapshots_every_n_steps(tmp_path):
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
 def test_every_shipped_config_runs_at_toy_size(tmp_path, config):
-    scales = yaml.safe_load(config.read_text()).get("data", {}).get("scales")
+    scales = config_scales(config)
     # A schedule runs through every one of its scales, a step each, stretched down to start at 32 px (a print's
     # in blocks); other configs two steps at 32 px.
-    size = 32 * scales[-1] // scales[0] if scales else 32
+    size = stretched_size(32, scales)
     length = ["--data.steps", f"[{','.join('1' * len(scales))}]"] if scales else ["--trainer.max_steps", "2"]
     if scales and scales[-1] > 512:
         length += ["--model.tile_size", "64"]
@@ -75,6 +76,20 @@ def test_every_shipped_config_runs_at_toy_size(tmp_path, config):
     written = load_image(tmp_path / "out.png", "result")
     assert max(written.size) == size
     assert torch.isfinite(cli.model.target).all()
+
+
+def test_the_metrics_table_folds_a_long_job_name_and_never_cuts_a_number(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal; rich reads its width from here when not a tty
+    name = "chelsea__starry_night+the_scream+the_great_wave_off_kanagawa"
+    jobs = SimpleNamespace(jobs=[SimpleNamespace(name=name)])
+    trainer = SimpleNamespace(is_global_zero=True, global_step=300, datamodule=jobs)
+    module = SimpleNamespace(quality=[{"job": 0, "ssim": 0.551, "psnr": 14.22, "style": 1234567.8, "tv": 0.0123}])
+    MetricsTable().teardown(trainer, module, "fit")
+    printed = capsys.readouterr().out
+    assert all(number in printed for number in ("0.551", "14.22", "1,234,567.8", "0.0123")), printed
+    assert max(map(len, printed.splitlines())) <= 60
+    folded = "".join(line.split("│")[1].strip() for line in printed.splitlines() if line.count("│") == 6)
+    assert folded == name, printed  # the whole name, over several lines
 
 
 def test_a_run_ends_with_a_metrics_table_and_logs_metrics_and_snapshots(tmp_path):

@@ -9,7 +9,7 @@ import yaml
 
 from lit_nst.video import is_clip
 
-from .helpers import REPO, run_lit_nst
+from .helpers import REPO, config_scales, run_lit_nst, stretched_size
 
 
 def readme_commands() -> list[str]:
@@ -44,8 +44,8 @@ def tiny_size(args: list[str], cwd: Path) -> list[str]:
     size = max(32, math.ceil(32 / scale))
     scales = yaml.safe_load(args[args.index("--data.scales") + 1]) if "--data.scales" in args else None
     if scales is None and "--config" in args:
-        scales = yaml.safe_load((cwd / args[args.index("--config") + 1]).read_text()).get("data", {}).get("scales")
-    return ["--data.size", str(size * scales[-1] // scales[0] if scales else size)]
+        scales = config_scales(cwd / args[args.index("--config") + 1])
+    return ["--data.size", str(stretched_size(size, scales))]
 
 
 def test_the_readme_has_commands_to_try():
