@@ -1,5 +1,6 @@
 """What happens around the steps: writing the result image and its snapshots."""
 
+import re
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -93,9 +94,17 @@ class ImageOutput(Callback):
         if self.panel or self.every_n_steps:
             raise UsageError("--output.panel and --output.every_n_steps are for pictures; a clip's painted frames "
                              f"are kept in {self.frames_folder(trainer)} as they are done")  # fmt: skip
-        if self.path is not None:
-            check_writable_clip(Path(self.path))
         self.paths = [Path(self.path or self.dir or Path(trainer.log_dir or ".") / "stylized.mp4")]
+        if self.dir is None:
+            check_writable_clip(self.paths[0])
+        else:
+            # Frames numbered past this clip's, from a longer one, would read as part of it.
+            frames = trainer.datamodule.clip.plan.frames
+            beyond = sorted(path.name for path in Path(self.dir).glob("*.png") if path.stem.isdigit()
+                            and int(path.stem) >= frames)  # fmt: skip
+            if beyond:
+                raise UsageError(f"--output.dir {self.dir} holds frames past this clip's {frames} ({beyond[0]}, ...), "
+                                 "which would read as part of it: give an empty folder")  # fmt: skip
         if trainer.is_global_zero and self.dir is None:
             check_writable(self.paths[0], also=WRITABLE_SUFFIXES)
 
@@ -145,15 +154,14 @@ class ImageOutput(Callback):
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         clip = trainer.datamodule.clip
         if clip is not None:
-            self.write_frames(trainer, pl_module)
+            self.write_frames(trainer, pl_module)  # the frames in progress too: a stop loses nothing
             if trainer.is_global_zero:  # a clip is written whole
                 if trainer.global_step >= sum(trainer.datamodule.steps):
                     self.write_clip(trainer)
                 else:
-                    done = len(list(self.frames_folder(trainer).glob("chunk*_*.png")))
-                    print(f"lit-nst: {done} frames of the clip's {clip.plan.frames} painted so far, in "
-                          f"{self.frames_folder(trainer)}; the video is written once the last is: resume with "
-                          "--ckpt_path last", file=sys.stderr)  # fmt: skip
+                    print(f"lit-nst: {self._frames_done(trainer, pl_module)} frames of the clip's {clip.plan.frames} "
+                          f"painted so far, in {self.frames_folder(trainer)}; the video is written once the last is: "
+                          "resume with --ckpt_path last", file=sys.stderr)  # fmt: skip
             return
         if not trainer.is_global_zero:
             return
@@ -166,13 +174,29 @@ class ImageOutput(Callback):
                 pictures = [("content", job.content), *styles, ("result", image)]
                 save_image(labelled_panel(pictures, image.shape[-2]), path.with_name(f"{path.stem}_panel.png"))
 
+    def _frames_done(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int:
+        """The clip's frames painted to their last step (a stop mid-frame has written the ones in progress too)."""
+        data = trainer.datamodule
+        kept = {(int(chunk), int(frame)) for chunk, frame in
+                (re.fullmatch(r"chunk(\d+)_(\d+)", path.stem).groups()
+                 for path in self.frames_folder(trainer).glob("chunk*_*.png"))}  # fmt: skip
+        stage = pl_module.scale_index
+        if data.scale_index(trainer.global_step) == stage:  # stopped inside a stage: its frames are not done
+            frame_stage = stage - len(data.scales) + 1
+            kept -= {(chunk, frame) for chunk, frame in enumerate(data.frames_at(stage))
+                     if frame_stage >= 0 and data.clip.plan.paints(chunk, frame_stage)}  # fmt: skip
+        return len({frame for _, frame in kept})
+
     def write_clip(self, trainer: L.Trainer) -> None:
         clip = trainer.datamodule.clip
         frames = assembled(clip.plan, self.frames_folder(trainer))
         if self.dir is not None:
             write_frame_folder(frames, self.paths[0])
             return
-        rate = Fraction(self.fps).limit_denominator(1001) if self.fps else clip.rate or DEFAULT_FPS
+        rate = clip.rate or DEFAULT_FPS
+        # --output.fps 29.97 means NTSC's 30000/1001, the clip's own rate: its sound stays.
+        if self.fps and not (clip.rate and abs(self.fps - float(clip.rate)) < 0.01):
+            rate = Fraction(self.fps).limit_denominator(1001)
         audio = clip.path if clip.has_audio else None
         if audio is not None and rate != clip.rate:
             print(f"lit-nst: the clip is written at {float(rate):g} fps, not its {float(clip.rate):g}: without its "

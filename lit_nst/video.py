@@ -20,6 +20,7 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif")
 WRITABLE_SUFFIXES = (".mp4", ".mov", ".mkv", ".gif")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_FPS = Fraction(24)  # a folder of frames says nothing about its rate
+H264 = "libx264"  # the encoder of .mp4, .mov and .mkv results
 Resize = Callable[[Image.Image], Image.Image]
 
 
@@ -78,14 +79,21 @@ def _decode(path: Path, resize: Resize) -> tuple[list[Image.Image], Fraction | N
             rate = stream.average_rate or stream.guessed_rate
             frames = [resize(as_viewed(frame.to_image())) for frame in container.decode(stream)]
             return frames, Fraction(rate) if rate else None, bool(container.streams.audio)
-    except av.error.FFmpegError as error:
+    except (av.error.FFmpegError, ValueError) as error:  # ValueError: a codec this FFmpeg has no decoder for
         raise UsageError(f"content clip {path} cannot be decoded ({' '.join(str(error).split())})") from None
 
 
 def check_writable_clip(path: Path) -> None:
+    """Before any work: a clip that could not be written would be found out only after the last frame."""
     if path.suffix.lower() not in WRITABLE_SUFFIXES:
         raise UsageError(f"cannot write a clip as {path.name}: use one of {', '.join(WRITABLE_SUFFIXES)}, "
                          "or --output.dir for a folder of frames")  # fmt: skip
+    if path.suffix.lower() != ".gif":
+        try:
+            av.codec.Codec(H264, "w")
+        except ValueError:  # a PyAV built against an FFmpeg without x264
+            raise UsageError(f"cannot write {path.name}: this PyAV's FFmpeg has no H.264 encoder ({H264}); write a "
+                             ".gif, or --output.dir for a folder of frames") from None  # fmt: skip
 
 
 # What each container takes as it is (FFmpeg's muxers); another codec would need re-encoding.
@@ -108,7 +116,7 @@ def write_clip(frames: Iterable[Tensor], path: Path, rate: Fraction, audio_from:
     first = next(frames)
     note = None
     with atomic_file(path) as stream, av.open(stream, "w", format=_container_format(path)) as output:
-        video = output.add_stream("libx264", rate=rate)
+        video = output.add_stream(H264, rate=rate)
         # 4:2:0 chroma needs even sides: the last row or column is repeated.
         height, width = first.shape[-2:]
         video.height, video.width = height + height % 2, width + width % 2
@@ -150,18 +158,20 @@ def write_frame_folder(frames: list[Tensor], folder: Path) -> None:
         save_image(frame, folder / f"{index:05d}.png")
 
 
+CAMERA_WINDOW = 0.7  # the share of the photo's width a camera move's first frame shows, so it has room to move
+
+
 def camera_move(photo: str | Path, folder: Path, frames: int, size: int, pan: float = 2.0, zoom: float = 1.0) -> Path:
     """A clip with known motion, made from a photo: a camera panning right by `pan` px of the output a frame and
     zooming in by `zoom` a frame (1: none), written to `folder` as frames `000.png`, ... at `size` px wide (3:2)."""
     with Image.open(photo) as opened:
         image = as_viewed(opened)
     width, height = size, round(size * 2 / 3)
-    # The first frame's window covers 70 % of the photo's width, so the camera has room to move.
-    window = image.width * 0.7 / width  # photo px per output px
+    window = image.width * CAMERA_WINDOW / width  # photo px per output px
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(frames):
         scale = window / zoom**index
-        centre_x, centre_y = image.width * 0.35 + pan * window * index, image.height / 2
+        centre_x, centre_y = image.width * CAMERA_WINDOW / 2 + pan * window * index, image.height / 2
         half_width, half_height = width * scale / 2, height * scale / 2
         if centre_x + half_width > image.width or half_height * 2 > image.height:
             raise UsageError(f"the camera leaves {photo} at frame {index}: fewer frames, or a slower pan")
