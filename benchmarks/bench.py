@@ -151,7 +151,12 @@ def overhead_rows() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="write the tables into BENCHMARKS.md")
-    parser.add_argument("--compile-sizes", type=int, nargs="*", help="sizes also run with torch.compile (default: all)")
+    parser.add_argument(
+        "--compile-sizes",
+        type=int,
+        nargs="*",
+        help="sizes also run with torch.compile (default: all on a GPU, 128 on the CPU)",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -9,7 +9,12 @@ photo, as a still, `--first-steps` steps); "temporal w, n" is `lit-nst fit` on t
 `--model.temporal_weight w` and `--data.frame_steps n`: each frame after the first starts from the previous
 result warped along the flow (weight 0 keeps that warm start and drops the term). Flicker is the warping
 error of Lai et al. (2018) with the input's flow and reliability mask; style and content are each frame's
-losses (the objective's, at the output size), the worst frame's as a ratio to the independent frame's. Every
+losses (the objective's, at the output size), the worst frame's as a ratio to the independent frame's.
+"painted once, moved with the camera" (the camera move, with the independent frames) paints the photo once and
+films the painting with the same camera: its strokes move exactly with the scene, so its warping error is what
+strokes that do not flicker at all cost under the metric's bilinear warp, a reference for a painted clip (a
+blurrier clip can score lower). Sharpness is the mean absolute difference between neighbouring pixels, because a
+clip can also flicker less by being blurrier. Every
 run is a real `lit-nst fit` subprocess; `--write` puts the table into BENCHMARKS.md.
 """
 
@@ -26,10 +31,10 @@ from bench import machine, write_section  # benchmarks/bench.py, beside this scr
 from lit_nst.flow import frame_flows, warping_error
 from lit_nst.images import image_to_tensor, labelled_panel, load_image, resize_longer_side
 from lit_nst.module import StyleTransfer
-from lit_nst.video import camera_move, read_frames, write_clip
+from lit_nst.video import CAMERA_WINDOW, camera_move, read_frames, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
-STYLE = REPO / "assets" / "starry_night.jpg"
+PHOTO, STYLE = REPO / "assets" / "chelsea.jpg", REPO / "assets" / "starry_night.jpg"
 LIT_NST = "import sys; from lit_nst.cli import main; sys.argv[0] = 'lit-nst'; main()"
 
 
@@ -45,15 +50,23 @@ def lit_nst(*args: str) -> float:
 
 HEADER = (
     "| run | warping error | worst frame's style loss / independent | worst content loss / independent "
-    "| seconds (whole command) | steps a frame |\n|---|---:|---:|---:|---:|---:|"
+    "| sharpness | seconds (whole command) | steps a frame |\n|---|---:|---:|---:|---:|---:|---:|"
 )
 
 
-def table_row(name: str, error: float, style_ratio: float | None, content_ratio: float | None,
+def table_row(name: str, error: float, style_ratio: float | None, content_ratio: float | None, sharp: float,
               seconds: float | None, steps: int | None) -> str:  # fmt: skip
-    cells = [f"{error:.2e}", *("" if ratio is None else f"{ratio:.2f}" for ratio in (style_ratio, content_ratio)),
-             "" if seconds is None else f"{seconds:.0f}", "" if steps is None else str(steps)]  # fmt: skip
+    ratios = ("" if ratio is None else f"{ratio:.2f}" for ratio in (style_ratio, content_ratio))
+    cells = [f"{error:.2e}", *ratios, f"{sharp:.4f}", "" if seconds is None else f"{seconds:.0f}",
+             "" if steps is None else str(steps)]  # fmt: skip
     return f"| {name} | {' | '.join(cells)} |"
+
+
+def sharpness(frames: list) -> float:
+    """Mean absolute difference between neighbouring pixels: a clip can flicker less by being blurrier, and this
+    says whether it did."""
+    return sum(float((f[:, :, 1:] - f[:, :, :-1]).abs().mean() + (f[:, 1:] - f[:, :-1]).abs().mean()) / 2
+               for f in frames) / len(frames)  # fmt: skip
 
 
 def frames_of(folder: Path) -> list:
@@ -71,15 +84,30 @@ def worst_ratio(values: list[float], reference: list[float]) -> float:
     return max(a / b for a, b in zip(values, reference, strict=True))
 
 
+PAN, ZOOM = 1.0, 1.002  # the camera move's: px of the output a frame, and zoom a frame
+
+
 def input_frames(args: argparse.Namespace, folder: Path) -> tuple[Path, Fraction]:
     """A folder of the clip's frames at the benchmark's size, and the clip's rate."""
     if args.clip is None:
-        return camera_move(REPO / "assets" / "chelsea.jpg", folder, args.frames, args.size, pan=1.0, zoom=1.002), 24
+        return camera_move(PHOTO, folder, args.frames, args.size, pan=PAN, zoom=ZOOM), 24
     images, rate, _ = read_frames(args.clip)
     folder.mkdir(parents=True)
     for index, image in enumerate(images):
         resize_longer_side(image, args.size, "frame").save(folder / f"{index:03d}.png")
     return folder, rate or Fraction(24)
+
+
+def painted_once(args: argparse.Namespace, folder: Path, precision: list[str]) -> tuple[float, list]:
+    """The photo painted once, at the frames' scale, then filmed by the same camera move: a clip whose strokes move
+    exactly with the scene: no flicker at all, and what the metric's bilinear warp charges such strokes."""
+    source = round(args.size / CAMERA_WINDOW)
+    seconds = lit_nst("--data.content", str(PHOTO), "--data.style", str(STYLE), "--data.size", str(source),
+                      "--data.style_scale", f"{args.size / source:.6f}", "--trainer.max_steps", str(args.first_steps),
+                      "--trainer.default_root_dir", str(folder), "--output.path", str(folder / "painted.png"),
+                      *precision)  # fmt: skip
+    moved = camera_move(folder / "painted.png", folder / "moved", args.frames, args.size, pan=PAN, zoom=ZOOM)
+    return seconds, frames_of(moved)
 
 
 def main() -> None:
@@ -103,11 +131,20 @@ def main() -> None:
         flows = frame_flows(inputs)
         flow_seconds = time.perf_counter() - start
         objective = StyleTransfer().objective.requires_grad_(False)
-        common = ["--data.style", str(STYLE), "--data.size", str(args.size)]
-        common += ["--trainer.precision", args.precision] if args.precision else []
-        rows = [("input clip", warping_error(inputs, inputs, flows), None, None, None, None)]
-        print(f"optical flow {flow_seconds:.1f} s\n{HEADER}\n{table_row(*rows[-1])}", flush=True)
-        reference = independent = None
+        precision = ["--trainer.precision", args.precision] if args.precision else []
+        common = ["--data.style", str(STYLE), "--data.size", str(args.size), *precision]
+        rows, reference, independent = [], None, None
+
+        def measure(name: str, frames: list, seconds: float | None = None, steps: int | None = None) -> None:
+            ratios = [None, None]
+            if reference is not None and name != "input clip":
+                now = losses(frames, inputs, objective)
+                ratios = [worst_ratio(a, b) for a, b in zip(now, reference, strict=True)]
+            rows.append((name, warping_error(frames, inputs, flows), *ratios, sharpness(frames), seconds, steps))
+            print(table_row(*rows[-1]), flush=True)  # a long benchmark cut short still shows what it measured
+
+        print(f"optical flow {flow_seconds:.1f} s\n{HEADER}", flush=True)
+        measure("input clip", inputs)
         if not args.no_independent:
             paths = [str(path) for path in sorted(clip.glob("*.png"))]
             seconds = lit_nst("--data.content", f"[{','.join(paths)}]", *common, "--trainer.max_steps",
@@ -115,8 +152,10 @@ def main() -> None:
                               "--output.dir", str(work / "independent" / "out"))  # fmt: skip
             independent = frames_of(work / "independent" / "out")
             reference = losses(independent, inputs, objective)
-            rows.append(("independent", warping_error(independent, inputs, flows), 1.0, 1.0, seconds, args.first_steps))
-            print(table_row(*rows[-1]), flush=True)  # a long benchmark cut short still shows what it measured
+            measure("independent", independent, seconds, args.first_steps)
+        if args.clip is None and not args.no_independent:
+            seconds, moved = painted_once(args, work / "painted-once", precision)
+            measure("painted once, moved with the camera", moved, seconds)
         for run in args.runs:
             weight, frame_steps = float(run.split(":")[0]), int(run.split(":")[1])
             folder = work / f"temporal-{run}"
@@ -125,13 +164,7 @@ def main() -> None:
                               "--model.temporal_weight", str(weight), "--trainer.default_root_dir", str(folder),
                               "--output.dir", str(folder / "out"))  # fmt: skip
             painted = frames_of(folder / "out")
-            ratios = [None, None]
-            if reference is not None:
-                now = losses(painted, inputs, objective)
-                ratios = [worst_ratio(a, b) for a, b in zip(now, reference, strict=True)]
-            rows.append((f"temporal {weight:g}, {frame_steps} steps a frame", warping_error(painted, inputs, flows),
-                         *ratios, seconds, frame_steps))  # fmt: skip
-            print(table_row(*rows[-1]), flush=True)
+            measure(f"temporal {weight:g}, {frame_steps} steps a frame", painted, seconds, frame_steps)
         if args.gif is not None and independent is not None:
             height = inputs[0].shape[-2]
             panels = [image_to_tensor(labelled_panel([("photo", a), ("frames alone", b), ("lit-nst", c)], height))
