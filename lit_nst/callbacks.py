@@ -1,9 +1,11 @@
 """What happens around the steps: writing the result image and its snapshots."""
 
+import logging
 import re
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import ClassVar
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -20,6 +22,7 @@ from lit_nst.video import (
     VIDEO_SUFFIXES,
     WRITABLE_SUFFIXES,
     check_writable_clip,
+    gif_delay,
     write_clip,
     write_frame_folder,
 )
@@ -159,9 +162,10 @@ class ImageOutput(Callback):
                 if trainer.global_step >= sum(trainer.datamodule.steps):
                     self.write_clip(trainer)
                 else:
-                    print(f"lit-nst: {self._frames_done(trainer, pl_module)} frames of the clip's {clip.plan.frames} "
-                          f"painted so far, in {self.frames_folder(trainer)}; the video is written once the last is: "
-                          "resume with --ckpt_path last", file=sys.stderr)  # fmt: skip
+                    done = self._frames_done(trainer, pl_module)
+                    print(f"lit-nst: {done} frame{'s' if done != 1 else ''} of the clip's {clip.plan.frames} painted "
+                          f"so far, in {self.frames_folder(trainer)}; the video is written once the last is: resume "
+                          "with --ckpt_path last", file=sys.stderr)  # fmt: skip
             return
         if not trainer.is_global_zero:
             return
@@ -177,15 +181,16 @@ class ImageOutput(Callback):
     def _frames_done(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int:
         """The clip's frames painted to their last step (a stop mid-frame has written the ones in progress too)."""
         data = trainer.datamodule
-        kept = {(int(chunk), int(frame)) for chunk, frame in
-                (re.fullmatch(r"chunk(\d+)_(\d+)", path.stem).groups()
-                 for path in self.frames_folder(trainer).glob("chunk*_*.png"))}  # fmt: skip
+        names = (re.fullmatch(r"chunk(\d+)_(\d+)", path.stem) for path in self.frames_folder(trainer).glob("*.png"))
+        kept = {(int(name[1]), int(name[2])) for name in names if name}
         stage = pl_module.scale_index
         if data.scale_index(trainer.global_step) == stage:  # stopped inside a stage: its frames are not done
             frame_stage = stage - len(data.scales) + 1
             kept -= {(chunk, frame) for chunk, frame in enumerate(data.frames_at(stage))
                      if frame_stage >= 0 and data.clip.plan.paints(chunk, frame_stage)}  # fmt: skip
-        return len({frame for _, frame in kept})
+        # A frame of a cross-fade is done once both chunks have painted it.
+        plan = data.clip.plan
+        return sum(all((chunk, frame) in kept for chunk, _ in plan.sources(frame)) for frame in range(plan.frames))
 
     def write_clip(self, trainer: L.Trainer) -> None:
         clip = trainer.datamodule.clip
@@ -205,7 +210,10 @@ class ImageOutput(Callback):
         note = write_clip(frames, self.paths[0], rate, audio)
         if note is not None:
             print(f"lit-nst: {note}", file=sys.stderr)
-        print(f"lit-nst: wrote {self.paths[0]} ({clip.plan.frames} frames at {float(rate):g} fps)", file=sys.stderr)
+        shown = f"{float(rate):g} fps"
+        if self.paths[0].suffix.lower() == ".gif":  # a GIF's delays are whole 1/100 s
+            shown = f"{100 / gif_delay(rate):g} fps, a GIF's nearest to {shown}"
+        print(f"lit-nst: wrote {self.paths[0]} ({clip.plan.frames} frames at {shown})", file=sys.stderr)
 
 
 def clip_note(trainer: L.Trainer) -> str | None:
@@ -262,10 +270,25 @@ class RunNote(Callback):
     precision, when the CLI chose it, a schedule stretched to --data.size, and how the objective is evaluated,
     when in blocks (lit_nst.tiling)."""
 
+    held: ClassVar[list[str]] = []  # Lightning's device lines, held back by `hold_device_lines` until now
+
     def __init__(self, message: str | None = None) -> None:
         self.message = message
 
+    @staticmethod
+    def hold_device_lines(record: logging.LogRecord) -> bool:
+        """A logging filter: Lightning's "GPU available: ..." lines, printed as the Trainer is made, wait for the
+        run's other notes, so a run refused in a callback's checks prints its error alone."""
+        if str(record.msg).startswith(("GPU available", "TPU available", "HPU available")):
+            RunNote.held.append(record.getMessage())
+            return False
+        return True
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            for line in RunNote.held:
+                print(line, file=sys.stderr)
+        RunNote.held.clear()
         walk = getattr(pl_module, "block_walk", None)
         tiling = walk.describe([job.shape for job in trainer.datamodule.jobs]) if walk is not None else None
         stretched = getattr(trainer.datamodule, "schedule_note", None)

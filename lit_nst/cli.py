@@ -1,5 +1,6 @@
 """The `lit-nst` command: LightningCLI wiring and the one place user errors are printed."""
 
+import contextlib
 import logging
 import signal
 import sys
@@ -62,6 +63,20 @@ class StyleTransferCLI(LightningCLI):
             callbacks.append(RunNote(note))
         return super()._instantiate_trainer(config, callbacks)
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        # Lightning makes the logger's version folder as fit starts, before the callbacks' checks in `setup`: a run
+        # they refuse would leave it behind, empty.
+        log_dir = Path(self.trainer.log_dir) if self.trainer.log_dir else None
+        candidates = [log_dir, log_dir.parent] if log_dir else []
+        made = [folder for folder in [*candidates, Path(self.trainer.default_root_dir)] if not folder.exists()]
+        try:
+            super()._run_subcommand(subcommand)
+        except UsageError:
+            for folder in made:  # the deepest first; only empty ones go
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
+
     def _parse_ckpt_path(self) -> None:
         """Keep the command's settings: LightningCLI would silently replace them by the checkpoint's
         hyperparameters, where a resume of another job must be refused (see `before_fit`)."""
@@ -89,11 +104,11 @@ class StyleTransferCLI(LightningCLI):
         identity = {**self.model.identity(self.datamodule.clip is not None), **self.datamodule.identity()}
         check_same_job(path, record, identity, self._optimizer_name(config))
         if 0 < self.trainer.max_steps <= record["global_step"] and rank_zero_only.rank == 0:
-            print(
-                f"lit-nst: {path} is already at step {record['global_step']} of --trainer.max_steps "
-                f"{self.trainer.max_steps}: rewriting the output image",
-                file=sys.stderr,
-            )
+            unfinished_clip = self.datamodule.clip is not None and record["global_step"] < sum(self.datamodule.steps)
+            then = (f"raise it (the clip takes {sum(self.datamodule.steps)} steps) to paint on" if unfinished_clip
+                    else "rewriting the output image")  # fmt: skip
+            print(f"lit-nst: {path} is already at step {record['global_step']} of --trainer.max_steps "
+                  f"{self.trainer.max_steps}: {then}", file=sys.stderr)  # fmt: skip
 
     def _max_steps(self, asked: int) -> int:
         """The run's length: a coarse-to-fine schedule's sum of steps, else `DEFAULT_MAX_STEPS`; an explicit
@@ -144,6 +159,7 @@ def cli_main(
 def main() -> None:
     # The seed is part of the saved config; a log line about it is noise in front of an error message.
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(RunNote.hold_device_lines)
     quiet_lightning_advertising()
     try:
         cli_main()

@@ -114,10 +114,10 @@ def _probe(folder: Path, prefix: str, failure: str) -> None:
                 folder.mkdir(parents=True, exist_ok=True)
                 with tempfile.NamedTemporaryFile(dir=folder, prefix=prefix, suffix=".probe"):
                     break
-            except FileNotFoundError:
+            except FileNotFoundError as error:
                 # Another DDP rank's probe removed the folder this one found made: make it again.
-                if attempt == 2:
-                    raise UsageError(f"{failure}: the folder keeps disappearing") from None
+                if folder.exists() or attempt == 2:
+                    raise UsageError(f"{failure}: {error.strerror or error}") from None
             except OSError as error:
                 raise UsageError(f"{failure}: {error.strerror or error}") from None
     finally:

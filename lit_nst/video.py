@@ -111,7 +111,7 @@ def write_clip(frames: Iterable[Tensor], path: Path, rate: Fraction, audio_from:
         images = [tensor_to_image(frame) for frame in frames]
         with atomic_file(path) as stream:
             images[0].save(stream, format="GIF", save_all=True, append_images=images[1:],
-                           duration=round(1000 / rate), loop=0)  # fmt: skip
+                           duration=10 * gif_delay(rate), loop=0)  # fmt: skip
         return None if audio_from is None else "a GIF has no sound: the clip's was left out"
     first = next(frames)
     note = None
@@ -146,6 +146,11 @@ def write_clip(frames: Iterable[Tensor], path: Path, rate: Fraction, audio_from:
             if source is not None:
                 source.close()
     return note
+
+
+def gif_delay(rate: Fraction) -> int:
+    """A GIF frame's delay for `rate` frames a second: whole hundredths of a second, at least one."""
+    return max(1, round(100 / rate))
 
 
 def _container_format(path: Path) -> str:

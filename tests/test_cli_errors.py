@@ -62,6 +62,10 @@ CASES = {
         "two jobs would both write good__good.png",
     ),
     "tile size not a number": (["--model.tile_size", "big"], "--model.tile_size big is not a block size: use auto"),
+    "a video file name for a picture": (  # refused in a callback's setup, after Lightning made its log folder
+        ["--output.path", "{t}/out/o.mp4"],
+        "is a video file, and the content a picture",
+    ),
     "output folder not writable": (
         ["--data.content", "[{d}/good.png,{d}/full.jpg]", "--output.dir", "/proc/nope"],
         "cannot write into /proc/nope",
