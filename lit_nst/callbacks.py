@@ -1,7 +1,6 @@
 """What happens around the steps: writing the result image and its snapshots."""
 
 import logging
-import re
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -180,17 +179,15 @@ class ImageOutput(Callback):
 
     def _frames_done(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int:
         """The clip's frames painted to their last step (a stop mid-frame has written the ones in progress too)."""
-        data = trainer.datamodule
-        names = (re.fullmatch(r"chunk(\d+)_(\d+)", path.stem) for path in self.frames_folder(trainer).glob("*.png"))
-        kept = {(int(name[1]), int(name[2])) for name in names if name}
-        stage = pl_module.scale_index
+        data, folder, stage = trainer.datamodule, self.frames_folder(trainer), pl_module.scale_index
+        plan, in_progress = data.clip.plan, set()
         if data.scale_index(trainer.global_step) == stage:  # stopped inside a stage: its frames are not done
             frame_stage = stage - len(data.scales) + 1
-            kept -= {(chunk, frame) for chunk, frame in enumerate(data.frames_at(stage))
-                     if frame_stage >= 0 and data.clip.plan.paints(chunk, frame_stage)}  # fmt: skip
+            in_progress = {(chunk, frame) for chunk, frame in enumerate(data.frames_at(stage))
+                           if frame_stage >= 0 and plan.paints(chunk, frame_stage)}  # fmt: skip
         # A frame of a cross-fade is done once both chunks have painted it.
-        plan = data.clip.plan
-        return sum(all((chunk, frame) in kept for chunk, _ in plan.sources(frame)) for frame in range(plan.frames))
+        return sum(all((chunk, frame) not in in_progress and chunk_frame_file(folder, chunk, frame).is_file()
+                       for chunk, _ in plan.sources(frame)) for frame in range(plan.frames))  # fmt: skip
 
     def write_clip(self, trainer: L.Trainer) -> None:
         clip = trainer.datamodule.clip
