@@ -274,9 +274,10 @@ class RunNote(Callback):
 
     @staticmethod
     def hold_device_lines(record: logging.LogRecord) -> bool:
-        """A logging filter: Lightning's "GPU available: ..." lines, printed as the Trainer is made, wait for the
-        run's other notes, so a run refused in a callback's checks prints its error alone."""
-        if str(record.msg).startswith(("GPU available", "TPU available", "HPU available")):
+        """A logging filter: Lightning's "GPU available: ..." and "Using bfloat16 ..." lines, printed as the Trainer
+        is made, wait for the run's other notes, so a run refused in a callback's checks prints its error alone."""
+        held = ("GPU available", "TPU available", "HPU available", "Using bfloat16", "Using 16bit")
+        if str(record.msg).startswith(held):
             RunNote.held.append(record.getMessage())
             return False
         return True

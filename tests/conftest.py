@@ -1,5 +1,8 @@
-"""Shared fixtures: random VGG weights for unit tests, the real material in ../shared for end-to-end ones."""
+"""Shared fixtures: random VGG weights for unit tests, small images; one machine's CPU for every machine."""
 
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -7,6 +10,38 @@ import torch
 from PIL import Image
 
 from .helpers import random_vgg_state
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--native-bf16",
+        action="store_true",
+        help="run as on a CPU with native bfloat16 (where an unset --trainer.precision is bf16-mixed)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The default precision follows the CPU (lit_nst.precision): the suite takes one CPU's answer, a CPU without
+    native bfloat16 unless --native-bf16, so that its outcome is the same on every machine. Set in the environment,
+    the answer reaches the `lit-nst` processes that tests start too."""
+    cpuinfo = Path(tempfile.mkdtemp(prefix="lit-nst-cpu-")) / "cpuinfo"
+    os.environ["LIT_NST_CPUINFO"] = str(write_cpuinfo(cpuinfo, config.getoption("--native-bf16")))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        # pytest -n N: the cores shared between the workers (and the `lit-nst` processes they start), not each
+        # worker's torch starting as many threads as there are cores.
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ["OMP_NUM_THREADS"] = threads
+        torch.set_num_threads(int(threads))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_pytest_arguments():
+    """In-process runs read their arguments from the list they are given, never pytest's own (LightningCLI warns
+    where both are there)."""
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    yield
+    sys.argv = argv
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +66,22 @@ def small_images(tmp_path_factory) -> dict[str, Path]:
         paths[name] = folder / f"{name}.png"
         Image.fromarray(pixels).save(paths[name])
     return paths
+
+
+def write_cpuinfo(path: Path, native_bf16: bool) -> Path:
+    """A /proc/cpuinfo of an x86 CPU with or without native bfloat16, for LIT_NST_CPUINFO."""
+    flags = "fpu sse2 avx2 avx512f avx512_bf16" if native_bf16 else "fpu sse2 avx2"
+    path.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def native_bf16_cpu(tmp_path_factory) -> Path:
+    """A /proc/cpuinfo of a CPU with native bfloat16."""
+    return write_cpuinfo(tmp_path_factory.mktemp("cpu") / "cpuinfo", native_bf16=True)
+
+
+@pytest.fixture(scope="session")
+def plain_cpu(tmp_path_factory) -> Path:
+    """A /proc/cpuinfo of a CPU without native bfloat16."""
+    return write_cpuinfo(tmp_path_factory.mktemp("cpu") / "cpuinfo", native_bf16=False)

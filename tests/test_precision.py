@@ -5,7 +5,7 @@ import pytest
 from lit_nst.errors import UsageError
 from lit_nst.precision import check_precision, cpu_precision, default_precision
 
-from .helpers import fit, job, run_lit_nst
+from .helpers import fit, job, run_main
 
 
 @pytest.mark.parametrize(
@@ -27,20 +27,38 @@ def test_an_accelerator_without_a_known_bf16_speed_up_takes_float32():
     assert default_precision("mps")[0] == "32-true"
 
 
-def test_unset_precision_follows_the_machine_and_an_explicit_one_wins(tmp_path):
+@pytest.fixture(params=["without", "with"], ids=["a CPU without native bfloat16", "a CPU with native bfloat16"])
+def machine(request, monkeypatch, native_bf16_cpu, plain_cpu) -> str:
+    """A CPU with or without native bfloat16, whichever the suite runs as (--native-bf16); the precision it takes."""
+    monkeypatch.setenv("LIT_NST_CPUINFO", str({"without": plain_cpu, "with": native_bf16_cpu}[request.param]))
+    return {"without": "32-true", "with": "bf16-mixed"}[request.param]
+
+
+def test_unset_precision_follows_the_machine_and_an_explicit_one_wins(tmp_path, machine):
     default = fit(tmp_path / "default", *job(32), "--trainer.max_steps", "1", "--output.path", tmp_path / "a.png")
-    assert default.trainer.precision == default_precision("cpu")[0]
-    explicit = fit(tmp_path / "explicit", *job(32), "--trainer.max_steps", "1", "--trainer.precision", "32-true",
-                   "--output.path", tmp_path / "b.png")  # fmt: skip
-    assert explicit.trainer.precision == "32-true"
+    assert default.trainer.precision == default_precision("cpu")[0] == machine
+    explicit = [*job(32), "--trainer.max_steps", "1", "--trainer.precision", "32-true"]
+    assert fit(tmp_path / "explicit", *explicit, "--output.path", tmp_path / "b.png").trainer.precision == "32-true"
 
 
-def test_the_run_says_once_which_precision_it_chose_and_why(tmp_path):
-    result = run_lit_nst("fit", *job(32), "--trainer.max_steps", "1", "--trainer.default_root_dir", tmp_path,
-                         "--output.path", tmp_path / "o.png", "--trainer.enable_progress_bar", "false")  # fmt: skip
+def test_the_run_says_once_which_precision_it_chose_and_why(tmp_path, capfd, machine):
+    result = run_main(
+        capfd,
+        "fit",
+        *job(32),
+        "--trainer.max_steps",
+        "1",
+        "--trainer.default_root_dir",
+        tmp_path,
+        "--output.path",
+        tmp_path / "o.png",
+        "--trainer.enable_progress_bar",
+        "false",
+    )
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if line.startswith("lit-nst: precision")]
-    assert len(notes) == 1 and default_precision("cpu")[1] in notes[0], result.stderr
+    assert len(notes) == 1 and notes[0].startswith(f"lit-nst: precision {machine}: "), result.stderr
+    assert default_precision("cpu")[1] in notes[0], result.stderr
 
 
 def test_lightnings_short_names_are_judged_as_what_they_mean():
