@@ -1,9 +1,12 @@
-"""Running `lit-nst` from tests: in-process through `cli_main`, or as a real subprocess."""
+"""Running `lit-nst` from tests: in-process through `cli_main` or the console script's `main`, or as a real
+subprocess where the process is the point (the installed script, signals, DDP launches)."""
 
+import logging
 import math
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import torch
 import yaml
 
 from lit_nst.backbone import conv_shapes
-from lit_nst.cli import StyleTransferCLI, cli_main
+from lit_nst.cli import StyleTransferCLI, cli_main, main
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"  # public-domain photos and paintings shipped with the project
@@ -35,6 +38,48 @@ QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summa
 def fit(tmp_path: Path, *args: str) -> StyleTransferCLI:
     """`lit-nst fit ...` in this process, logs under tmp_path; returns the CLI (its .model, .trainer)."""
     return cli_main(["fit", "--trainer.default_root_dir", str(tmp_path), *QUIET, *map(str, args)])
+
+
+@dataclass
+class Outcome:
+    """What a user sees of one `lit-nst` command: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_main(capfd: pytest.CaptureFixture, *args: str) -> Outcome:
+    """`lit-nst ...` in this process through the console script's `main` (its error handling and exit status),
+    what it printed read at the file descriptors: Lightning's log handlers hold the stderr of their import."""
+    capfd.readouterr()
+    argv, sys.argv = sys.argv, ["lit-nst", *map(str, args)]
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "200"  # as run_lit_nst: a table is not folded to pytest's terminal
+    # Outside pytest, `import lightning` gives its loggers a stderr handler of their own and stops them propagating;
+    # under pytest (whose root logger has handlers by then) it does neither, and its info lines would go unseen.
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    handlers = [logging.StreamHandler(sys.stderr) for _ in loggers]
+    propagate = [logger.propagate for logger in loggers]
+    for logger, handler in zip(loggers, handlers, strict=True):
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        main()
+        returncode = 0
+    except SystemExit as exit:
+        returncode = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+    finally:
+        sys.argv = argv
+        for logger, handler, old in zip(loggers, handlers, propagate, strict=True):
+            logger.removeHandler(handler)
+            logger.propagate = old
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
+    out, err = capfd.readouterr()
+    return Outcome(returncode, out, err)
 
 
 def run_lit_nst(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

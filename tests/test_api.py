@@ -7,7 +7,7 @@ from PIL import Image
 import lit_nst
 from lit_nst.images import image_to_tensor, load_image, resize_longer_side
 
-from .helpers import painting, photo, run_lit_nst
+from .helpers import painting, photo, run_main
 
 QUICK = {"size": 64, "max_steps": 3, "enable_progress_bar": False}
 
@@ -26,8 +26,9 @@ def test_pil_images_and_tensors_in_give_the_same_picture_as_paths():
     from_paths = lit_nst.stylize(photo("chelsea"), painting("starry_night"), **QUICK)
     content, style = Image.open(photo("chelsea")), Image.open(painting("starry_night"))
     from_pil = lit_nst.stylize(content, style, **QUICK)
-    from_tensors = lit_nst.stylize(image_to_tensor(content.convert("RGB")), image_to_tensor(style.convert("RGB")),
-                                   **QUICK)  # fmt: skip
+    from_tensors = lit_nst.stylize(
+        image_to_tensor(content.convert("RGB")), image_to_tensor(style.convert("RGB")), **QUICK
+    )
     reference = image_to_tensor(from_paths)
     assert not torch.equal(reference, image_to_tensor(resize_longer_side(content, 64, "content")))  # repainted
     for result in (from_pil, from_tensors):
@@ -41,8 +42,11 @@ def test_lists_in_give_a_list_out_in_job_order():
 
 
 def test_settings_take_the_clis_names_and_an_ambiguous_one_names_its_groups():
-    result = lit_nst.stylize(photo("coffee"), painting("starry_night"), **{**QUICK, "color": "luminance",
-                             "style_weight": 100.0, "history_size": 10})  # fmt: skip
+    result = lit_nst.stylize(
+        photo("coffee"),
+        painting("starry_night"),
+        **{**QUICK, "color": "luminance", "style_weight": 100.0, "history_size": 10},
+    )
     assert result.size == (64, 43)
     with pytest.raises(lit_nst.UsageError, match="'every_n_steps' is in several groups"):
         lit_nst.stylize(photo("coffee"), painting("starry_night"), every_n_steps=2, **QUICK)
@@ -50,12 +54,20 @@ def test_settings_take_the_clis_names_and_an_ambiguous_one_names_its_groups():
         lit_nst.stylize(photo("coffee"), painting("starry_night"), sise=64)
 
 
-def test_a_bad_path_is_the_same_usage_error_as_the_cli(tmp_path):
+def test_a_bad_path_is_the_same_usage_error_as_the_cli(tmp_path, capfd):
     missing = tmp_path / "missing.jpg"
     with pytest.raises(lit_nst.UsageError) as raised:
         lit_nst.stylize(str(missing), painting("starry_night"), **QUICK)
-    result = run_lit_nst("fit", "--data.content", missing, "--data.style", painting("starry_night"),
-                         "--trainer.default_root_dir", tmp_path)  # fmt: skip
+    result = run_main(
+        capfd,
+        "fit",
+        "--data.content",
+        missing,
+        "--data.style",
+        painting("starry_night"),
+        "--trainer.default_root_dir",
+        tmp_path,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"lit-nst: error: {raised.value}"
     with pytest.raises(lit_nst.UsageError, match="data.size"):
@@ -75,7 +87,8 @@ def test_with_a_root_dir_a_call_checkpoints_and_resumes(tmp_path):
     settings = {**QUICK, "default_root_dir": str(tmp_path)}
     lit_nst.stylize(photo("coffee"), painting("starry_night"), **settings)
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
-    resumed = lit_nst.stylize(photo("coffee"), painting("starry_night"), **{**settings, "max_steps": 6},
-                              ckpt_path="last")  # fmt: skip
+    resumed = lit_nst.stylize(
+        photo("coffee"), painting("starry_night"), **{**settings, "max_steps": 6}, ckpt_path="last"
+    )
     straight = lit_nst.stylize(photo("coffee"), painting("starry_night"), **{**QUICK, "max_steps": 6})
     assert torch.equal(image_to_tensor(resumed), image_to_tensor(straight))

@@ -1,10 +1,15 @@
-"""Bad input: one line on stderr naming the problem, non-zero exit, no traceback, no output file."""
+"""Bad input: one line on stderr naming the problem, non-zero exit, no traceback, no output file.
+
+Each case runs the console script's `main` in this process (the same parsing, checks and exit status as the
+installed `lit-nst`); one case also runs as a real process, where the exit status is the operating system's."""
+
+from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from .helpers import random_vgg_state, run_lit_nst
+from .helpers import random_vgg_state, run_lit_nst, run_main
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +78,8 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_one_line_and_no_output(bad_inputs, tmp_path, case):
+def bad_run(bad_inputs, tmp_path, case) -> tuple[list[str], Path, str]:
+    """The command line of a case, where its output would go, and the message its error must hold."""
     overrides, message = CASES[case]
     output = tmp_path / "out" / "out.png"
     args = {"--data.content": f"{bad_inputs}/good.png", "--data.style": f"{bad_inputs}/good.png", "--data.size": "32"}
@@ -84,7 +89,10 @@ def test_bad_input_is_one_line_and_no_output(bad_inputs, tmp_path, case):
     if "--output.dir" in args:
         del args["--output.path"]
     flat = [item for pair in args.items() for item in pair]
-    result = run_lit_nst("fit", "--trainer.default_root_dir", tmp_path / "logs", *flat, timeout=120)
+    return ["fit", "--trainer.default_root_dir", str(tmp_path / "logs"), *flat], output, message
+
+
+def assert_refused(result, output: Path, message: str, tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr  # the README's promise for bad input
     assert "Traceback" not in result.stderr
@@ -92,3 +100,26 @@ def test_bad_input_is_one_line_and_no_output(bad_inputs, tmp_path, case):
     assert lines[0].startswith("lit-nst: error: ") and message in lines[0], lines[0]
     assert not output.exists()
     assert not list(tmp_path.iterdir()), "a refused run leaves nothing behind, not even an empty folder"
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_and_no_output(bad_inputs, tmp_path, capfd, case):
+    args, output, message = bad_run(bad_inputs, tmp_path, case)
+    assert_refused(run_main(capfd, *args), output, message, tmp_path)
+
+
+def test_a_refusal_in_a_callbacks_checks_is_one_line_on_a_cpu_with_native_bfloat16(
+    bad_inputs, tmp_path, capfd, monkeypatch, native_bf16_cpu
+):
+    """There Lightning announces bf16-mixed as the Trainer is made, before the callbacks' checks refuse the run."""
+    monkeypatch.setenv("LIT_NST_CPUINFO", str(native_bf16_cpu))
+    args, output, message = bad_run(bad_inputs, tmp_path, "a video file name for a picture")
+    assert_refused(run_main(capfd, *args), output, message, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["missing content", "a video file name for a picture"])
+def test_the_installed_command_exits_2_with_one_line(bad_inputs, tmp_path, case):
+    """The console script as a process: refused at parsing, and in a callback's checks once the Trainer exists."""
+    args, output, message = bad_run(bad_inputs, tmp_path, case)
+    assert_refused(run_lit_nst(*args, timeout=120), output, message, tmp_path)

@@ -39,9 +39,21 @@ def test_yiq_round_trip_and_luminance_keeps_chroma():
 
 
 def test_luminance_mode_keeps_the_contents_chroma_while_the_luminance_is_stylised(tmp_path):
-    cli = fit(tmp_path, "--data.content", photo("chelsea"), "--data.style", painting("starry_night"),
-              "--data.size", "64", "--trainer.max_steps", "30", "--model.color", "luminance",
-              "--output.path", tmp_path / "out.png")  # fmt: skip
+    cli = fit(
+        tmp_path,
+        "--data.content",
+        photo("chelsea"),
+        "--data.style",
+        painting("starry_night"),
+        "--data.size",
+        "64",
+        "--trainer.max_steps",
+        "30",
+        "--model.color",
+        "luminance",
+        "--output.path",
+        tmp_path / "out.png",
+    )
     result, content = cli.model.result()[0], cli.datamodule.jobs[0].content
     # The network is shown the luminance alone: the content targets are the grey photo's features.
     objective = cli.model.objective
@@ -66,13 +78,26 @@ def style_distance(cli, style: torch.Tensor) -> float:
         )
 
 
+@pytest.mark.slow
 def test_blend_weights_move_the_result_towards_the_heavier_style(tmp_path):
     starry, scream = painting("starry_night"), painting("the_scream")
     distances = {}
     for blend in ("[0.9,0.1]", "[0.1,0.9]"):
-        cli = fit(tmp_path / blend, "--data.content", photo("coffee"), "--data.style", f"[{starry},{scream}]",
-                  "--data.style_blend", blend, "--data.size", "64", "--trainer.max_steps", "40",
-                  "--output.dir", tmp_path / blend)  # fmt: skip
+        cli = fit(
+            tmp_path / blend,
+            "--data.content",
+            photo("coffee"),
+            "--data.style",
+            f"[{starry},{scream}]",
+            "--data.style_blend",
+            blend,
+            "--data.size",
+            "64",
+            "--trainer.max_steps",
+            "40",
+            "--output.dir",
+            tmp_path / blend,
+        )
         (job,) = cli.datamodule.jobs
         assert job.name == "coffee__starry_night+the_scream"
         distances[blend] = [style_distance(cli, style) for style in job.styles]
@@ -93,12 +118,27 @@ def autocorrelation(image: torch.Tensor, lag: int) -> float:
     return (left @ right / (left.norm() * right.norm())).item()
 
 
+@pytest.mark.slow
 def test_a_larger_style_scale_paints_coarser_strokes(tmp_path):
     correlations = {}
     for scale in ("0.5", "2.0"):
-        cli = fit(tmp_path / scale, "--data.content", photo("coffee"), "--data.style", painting("starry_night"),
-                  "--data.size", "128", "--data.style_scale", scale, "--model.style_weight", "50",
-                  "--trainer.max_steps", "60", "--output.path", tmp_path / f"{scale}.png")  # fmt: skip
+        cli = fit(
+            tmp_path / scale,
+            "--data.content",
+            photo("coffee"),
+            "--data.style",
+            painting("starry_night"),
+            "--data.size",
+            "128",
+            "--data.style_scale",
+            scale,
+            "--model.style_weight",
+            "50",
+            "--trainer.max_steps",
+            "60",
+            "--output.path",
+            tmp_path / f"{scale}.png",
+        )
         # What the style added to the photo: coarse strokes stay correlated over a longer distance.
         strokes = cli.model.result()[0] - cli.model.original_contents[0]
         correlations[scale] = autocorrelation(strokes, lag=8)
@@ -142,25 +182,46 @@ def test_a_size_given_with_a_schedule_stretches_it_to_end_there_and_says_so(tmp_
 
 
 def coarse_to_fine(tmp_path, *extra: str):
-    return fit(tmp_path, "--data.content", photo("chelsea"), "--data.style", painting("starry_night"),
-               "--data.scales", "[32,64]", "--data.steps", "[6,6]", "--checkpoint.every_n_steps", "2",
-               "--output.path", tmp_path / "out.png", *extra)  # fmt: skip
+    return fit(
+        tmp_path,
+        "--data.content",
+        photo("chelsea"),
+        "--data.style",
+        painting("starry_night"),
+        "--data.scales",
+        "[32,64]",
+        "--data.steps",
+        "[6,6]",
+        "--checkpoint.every_n_steps",
+        "2",
+        "--output.path",
+        tmp_path / "out.png",
+        *extra,
+    )
 
 
-def test_coarse_to_fine_ends_at_the_last_scale_after_the_scheduled_steps(tmp_path):
-    cli = coarse_to_fine(tmp_path)
+@pytest.fixture(scope="module")
+def straight_coarse_to_fine(tmp_path_factory):
+    """One uninterrupted coarse-to-fine run, for the tests below to inspect and to equal."""
+    folder = tmp_path_factory.mktemp("straight")
+    return folder, coarse_to_fine(folder)
+
+
+def test_coarse_to_fine_ends_at_the_last_scale_after_the_scheduled_steps(straight_coarse_to_fine):
+    folder, cli = straight_coarse_to_fine
     assert cli.trainer.global_step == 12
     assert cli.model.target.shape[-1] == 64 and cli.model.scale_index == 1
-    assert load_image(tmp_path / "out.png", "result").size == (64, 43)
+    assert load_image(folder / "out.png", "result").size == (64, 43)
 
 
 @pytest.mark.parametrize("stop", [4, 8])
-def test_a_coarse_to_fine_resume_lands_in_the_right_scale_and_equals_a_straight_run(tmp_path, stop):
-    interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
-    first = coarse_to_fine(interrupted, "--trainer.max_steps", str(stop))
+def test_a_coarse_to_fine_resume_lands_in_the_right_scale_and_equals_a_straight_run(
+    tmp_path, straight_coarse_to_fine, stop
+):
+    first = coarse_to_fine(tmp_path, "--trainer.max_steps", str(stop))
     assert first.model.scale_index == (0 if stop < 6 else 1)
-    resumed = coarse_to_fine(interrupted, "--ckpt_path", "last")
-    uninterrupted = coarse_to_fine(straight)
+    resumed = coarse_to_fine(tmp_path, "--ckpt_path", "last")
+    _, uninterrupted = straight_coarse_to_fine
     assert resumed.trainer.global_step == uninterrupted.trainer.global_step == 12
     assert torch.equal(resumed.model.target, uninterrupted.model.target)
 
@@ -194,14 +255,27 @@ def region_style_loss(cli, style: torch.Tensor, side: str) -> float:
         )
 
 
+@pytest.mark.slow
 def test_region_styles_lower_each_regions_own_style_loss(tmp_path):
     left, right = half_mask(tmp_path / "left.png", "left"), half_mask(tmp_path / "right.png", "right")
     styles = [painting("starry_night"), painting("the_scream")]
     losses = {}
     for name, masks in {"starry_left": [left, right], "starry_right": [right, left]}.items():
-        cli = fit(tmp_path / name, "--data.content", photo("coffee"), "--data.style", f"[{','.join(styles)}]",
-                  "--data.style_masks", f"[{','.join(masks)}]", "--data.size", "96", "--trainer.max_steps", "40",
-                  "--output.path", tmp_path / f"{name}.png")  # fmt: skip
+        cli = fit(
+            tmp_path / name,
+            "--data.content",
+            photo("coffee"),
+            "--data.style",
+            f"[{','.join(styles)}]",
+            "--data.style_masks",
+            f"[{','.join(masks)}]",
+            "--data.size",
+            "96",
+            "--trainer.max_steps",
+            "40",
+            "--output.path",
+            tmp_path / f"{name}.png",
+        )
         starry, scream = cli.datamodule.jobs[0].styles
         losses[name] = {
             ("left", "starry"): region_style_loss(cli, starry, "left"),
@@ -218,9 +292,21 @@ def test_region_styles_lower_each_regions_own_style_loss(tmp_path):
 
 
 def test_content_mask_keeps_the_photo_where_black_and_stylises_where_white_across_scales(tmp_path):
-    cli = fit(tmp_path, "--data.content", photo("coffee"), "--data.style", painting("starry_night"),
-              "--data.content_mask", half_mask(tmp_path / "right.png", "right"), "--data.scales", "[48,96]",
-              "--data.steps", "[10,10]", "--output.path", tmp_path / "out.png")  # fmt: skip
+    cli = fit(
+        tmp_path,
+        "--data.content",
+        photo("coffee"),
+        "--data.style",
+        painting("starry_night"),
+        "--data.content_mask",
+        half_mask(tmp_path / "right.png", "right"),
+        "--data.scales",
+        "[48,96]",
+        "--data.steps",
+        "[10,10]",
+        "--output.path",
+        tmp_path / "out.png",
+    )
     result, content = cli.model.result()[0], cli.datamodule.jobs[0].content
     half = result.shape[-1] // 2
     assert result.shape[-1] == 96
@@ -234,8 +320,9 @@ def test_region_options_are_checked_before_any_work(tmp_path):
     with pytest.raises(UsageError, match="2 masks for 1 styles"):
         StyleImages(photo("coffee"), styles[0], size=32, style_masks=[half_mask(tmp_path / "a.png", "left")] * 2)
     with pytest.raises(UsageError, match="proportions"):
-        StyleImages(photo("coffee"), styles, size=32,
-                    style_masks=[half_mask(tmp_path / "b.png", "left", (100, 100)), None])  # fmt: skip
+        StyleImages(
+            photo("coffee"), styles, size=32, style_masks=[half_mask(tmp_path / "b.png", "left", (100, 100)), None]
+        )
     black = tmp_path / "black.png"
     Image.new("L", (512, 341), 0).save(black)
     with pytest.raises(UsageError, match="black everywhere"):
@@ -245,8 +332,14 @@ def test_region_options_are_checked_before_any_work(tmp_path):
 def test_styles_sharing_a_region_blend_and_a_style_without_mask_paints_the_content_mask(tmp_path):
     left = half_mask(tmp_path / "left.png", "left")
     styles = [painting("starry_night"), painting("the_scream"), painting("woman-with-hat-matisse")]
-    images = StyleImages(photo("coffee"), styles, size=32, style_masks=[left, left, None],
-                         style_blend=[3, 1, 1], content_mask=half_mask(tmp_path / "right.png", "right"))  # fmt: skip
+    images = StyleImages(
+        photo("coffee"),
+        styles,
+        size=32,
+        style_masks=[left, left, None],
+        style_blend=[3, 1, 1],
+        content_mask=half_mask(tmp_path / "right.png", "right"),
+    )
     (job,) = images.jobs
     shared, unmasked = job.regions()
     assert shared.blend == pytest.approx([0.75, 0.25]) and shared.mask[..., :8].min() == 1.0
@@ -256,12 +349,29 @@ def test_styles_sharing_a_region_blend_and_a_style_without_mask_paints_the_conte
 def test_a_run_with_regions_resumes_to_the_same_image(tmp_path):
     masks = f"[{half_mask(tmp_path / 'left.png', 'left')},null]"
     keep = half_mask(tmp_path / "keep.png", "right")
-    settings = ["--data.content", photo("coffee"), "--data.style",
-                f"[{painting('starry_night')},{painting('the_scream')}]", "--data.style_masks", masks,
-                "--data.content_mask", keep, "--data.size", "48"]  # fmt: skip
+    settings = [
+        "--data.content",
+        photo("coffee"),
+        "--data.style",
+        f"[{painting('starry_night')},{painting('the_scream')}]",
+        "--data.style_masks",
+        masks,
+        "--data.content_mask",
+        keep,
+        "--data.size",
+        "48",
+    ]
     fit(tmp_path / "resumed", *settings, "--trainer.max_steps", "4", "--output.path", tmp_path / "a.png")
-    resumed = fit(tmp_path / "resumed", *settings, "--trainer.max_steps", "8", "--output.path", tmp_path / "a.png",
-                  "--ckpt_path", "last")  # fmt: skip
+    resumed = fit(
+        tmp_path / "resumed",
+        *settings,
+        "--trainer.max_steps",
+        "8",
+        "--output.path",
+        tmp_path / "a.png",
+        "--ckpt_path",
+        "last",
+    )
     straight = fit(tmp_path / "straight", *settings, "--trainer.max_steps", "8", "--output.path", tmp_path / "b.png")
     assert resumed.trainer.global_step == 8
     assert torch.equal(resumed.model.result()[0], straight.model.result()[0])

@@ -10,7 +10,7 @@ import torch
 from lit_nst.callbacks import MetricsTable
 from lit_nst.images import image_to_tensor, load_image, resize_longer_side
 
-from .helpers import REPO, config_scales, fit, job, painting, photo, require_vgg16, run_lit_nst, stretched_size
+from .helpers import REPO, config_scales, fit, job, painting, photo, require_vgg16, run_main, stretched_size
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
@@ -21,17 +21,38 @@ def metrics(root: Path) -> list[dict[str, str]]:
         return [row for row in csv.DictReader(stream) if row.get("loss/total")]
 
 
-def test_lit_nst_fit_stylizes_a_photo_with_real_vgg16_weights(tmp_path):
+def test_lit_nst_fit_stylizes_a_photo_with_real_vgg16_weights(tmp_path, capfd):
     weights = require_vgg16()
     content = photo("chelsea")
     output = tmp_path / "out" / "stylized.png"
-    result = run_lit_nst(
-        "fit", "--data.content", content, "--data.style", painting("starry_night"),
-        "--data.size", "64", "--model.arch", "vgg16", "--model.weights", weights,
-        "--model.preprocessing", "caffe", "--model.style_weight", "50", "--trainer.max_steps", "30",
-        "--optimizer", "LBFGS", "--optimizer.max_iter", "1",
-        "--trainer.default_root_dir", tmp_path, "--output.path", output,
-    )  # fmt: skip
+    result = run_main(
+        capfd,
+        "fit",
+        "--data.content",
+        content,
+        "--data.style",
+        painting("starry_night"),
+        "--data.size",
+        "64",
+        "--model.arch",
+        "vgg16",
+        "--model.weights",
+        weights,
+        "--model.preprocessing",
+        "caffe",
+        "--model.style_weight",
+        "50",
+        "--trainer.max_steps",
+        "30",
+        "--optimizer",
+        "LBFGS",
+        "--optimizer.max_iter",
+        "1",
+        "--trainer.default_root_dir",
+        tmp_path,
+        "--output.path",
+        output,
+    )
     assert result.returncode == 0, result.stderr
     rows = metrics(tmp_path)
     assert len(rows) == 30
@@ -46,21 +67,30 @@ def test_lit_nst_fit_stylizes_a_photo_with_real_vgg16_weights(tmp_path):
 
 
 def test_default_output_is_stylized_png_in_the_log_directory(tmp_path):
-    cli = fit(
-        tmp_path, *job(32, "coffee", "the_scream"), "--trainer.max_steps", "2"
-    )  # fmt: skip
+    cli = fit(tmp_path, *job(32, "coffee", "the_scream"), "--trainer.max_steps", "2")
     assert (Path(cli.trainer.log_dir) / "stylized.png").is_file()
 
 
 def test_snapshots_every_n_steps(tmp_path):
     fit(
-        tmp_path, *job(32, "coffee", "the_scream"), "--trainer.max_steps", "4",
-        "--output.path", tmp_path / "out.png", "--output.every_n_steps", "2",
-    )  # fmt: skip
+        tmp_path,
+        *job(32, "coffee", "the_scream"),
+        "--trainer.max_steps",
+        "4",
+        "--output.path",
+        tmp_path / "out.png",
+        "--output.every_n_steps",
+        "2",
+    )
     assert sorted(p.name for p in tmp_path.glob("out*.png")) == ["out.png", "out_step00002.png", "out_step00004.png"]
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
+# print.yaml, in blocks at five scales, is the long one
+@pytest.mark.parametrize(
+    "config",
+    [pytest.param(c, marks=[pytest.mark.slow] if c.name == "print.yaml" else []) for c in CONFIGS],
+    ids=[c.name for c in CONFIGS],
+)
 def test_every_shipped_config_runs_at_toy_size(tmp_path, config):
     scales = config_scales(config)
     # A schedule runs through every one of its scales, a step each, stretched down to start at 32 px (a print's
@@ -92,12 +122,22 @@ def test_the_metrics_table_folds_a_long_job_name_and_never_cuts_a_number(capsys,
     assert folded == name, printed  # the whole name, over several lines
 
 
-def test_a_run_ends_with_a_metrics_table_and_logs_metrics_and_snapshots(tmp_path):
-    result = run_lit_nst(
-        "fit", *job(48), "--trainer.max_steps", "6",
-        "--trainer.val_check_interval", "3", "--output.every_n_steps", "3",
-        "--trainer.default_root_dir", tmp_path, "--output.path", tmp_path / "out.png",
-    )  # fmt: skip
+def test_a_run_ends_with_a_metrics_table_and_logs_metrics_and_snapshots(tmp_path, capfd):
+    result = run_main(
+        capfd,
+        "fit",
+        *job(48),
+        "--trainer.max_steps",
+        "6",
+        "--trainer.val_check_interval",
+        "3",
+        "--output.every_n_steps",
+        "3",
+        "--trainer.default_root_dir",
+        tmp_path,
+        "--output.path",
+        tmp_path / "out.png",
+    )
     assert result.returncode == 0, result.stderr
     assert (
         "Result after step 6" in result.stdout and "SSIM" in result.stdout and "chelsea__starry_night" in result.stdout
@@ -114,9 +154,15 @@ def test_a_run_ends_with_a_metrics_table_and_logs_metrics_and_snapshots(tmp_path
 
 def test_panel_shows_content_style_and_result_side_by_side(tmp_path):
     fit(
-        tmp_path, *job(48), "--trainer.max_steps", "2", "--output.path", tmp_path / "out.png",
-        "--output.panel", "true",
-    )  # fmt: skip
+        tmp_path,
+        *job(48),
+        "--trainer.max_steps",
+        "2",
+        "--output.path",
+        tmp_path / "out.png",
+        "--output.panel",
+        "true",
+    )
     panel = load_image(tmp_path / "out_panel.png", "panel")
     result = load_image(tmp_path / "out.png", "result")
     assert panel.height > result.height  # the label strip
@@ -126,10 +172,22 @@ def test_panel_shows_content_style_and_result_side_by_side(tmp_path):
 def test_a_panel_shows_every_painting_of_a_blend(tmp_path):
     styles = ["starry_night", "the_scream"]  # a landscape and a portrait painting
     fit(
-        tmp_path, "--data.content", photo("chelsea"), "--data.style", f"[{','.join(map(painting, styles))}]",
-        "--data.style_blend", "[0.5,0.5]", "--data.size", "48", "--trainer.max_steps", "1",
-        "--output.path", tmp_path / "out.png", "--output.panel", "true",
-    )  # fmt: skip
+        tmp_path,
+        "--data.content",
+        photo("chelsea"),
+        "--data.style",
+        f"[{','.join(map(painting, styles))}]",
+        "--data.style_blend",
+        "[0.5,0.5]",
+        "--data.size",
+        "48",
+        "--trainer.max_steps",
+        "1",
+        "--output.path",
+        tmp_path / "out.png",
+        "--output.panel",
+        "true",
+    )
     panel = load_image(tmp_path / "out_panel.png", "panel")
     result = load_image(tmp_path / "out.png", "result")
     paintings = [resize_longer_side(load_image(painting(name), "style"), 48, "style") for name in styles]

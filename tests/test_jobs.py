@@ -8,7 +8,7 @@ from lit_nst.errors import UsageError
 from lit_nst.images import image_to_tensor, load_image
 from lit_nst.module import StyleTransfer
 
-from .helpers import REPO, fit, painting, photo, run_lit_nst
+from .helpers import REPO, fit, painting, photo, run_lit_nst, run_main
 
 OPTIMIZERS = {
     "JobwiseLBFGS": ["--optimizer", "lit_nst.optim.JobwiseLBFGS"],
@@ -31,24 +31,43 @@ def test_product_pairs_every_content_with_every_style_and_zip_pairs_in_order():
     contents, styles = [photo("chelsea"), photo("coffee")], [painting("starry_night"), painting("the_scream")]
     product = StyleImages(contents, styles, size=32)
     assert [job.name for job in product.jobs] == [
-        "chelsea__starry_night", "chelsea__the_scream", "coffee__starry_night", "coffee__the_scream",
-    ]  # fmt: skip
+        "chelsea__starry_night",
+        "chelsea__the_scream",
+        "coffee__starry_night",
+        "coffee__the_scream",
+    ]
     zipped = StyleImages(contents, styles, size=32, pairs="zip")
     assert [job.name for job in zipped.jobs] == ["chelsea__starry_night", "coffee__the_scream"]
     with pytest.raises(UsageError, match="as many contents as styles"):
         StyleImages(contents, styles[:1], size=32, pairs="zip")
 
 
-@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", ["JobwiseLBFGS", pytest.param("Adam", marks=pytest.mark.slow)])
 def test_a_job_alone_and_in_a_batch_of_mixed_shapes_give_the_same_image(tmp_path, optimizer):
     # chelsea and coffee are 48x32 at this size, the astronaut 48x48: two shapes in one target.
     contents = {"chelsea": photo("chelsea"), "coffee": photo("coffee"), "astronaut": ASTRONAUT}
     settings = ["--data.size", "48", "--trainer.max_steps", "15", *OPTIMIZERS[optimizer]]
-    fit(tmp_path / "batch", "--data.content", listed(*contents.values()), "--data.style", painting("starry_night"),
-        "--output.dir", tmp_path / "batch", *settings)  # fmt: skip
+    fit(
+        tmp_path / "batch",
+        "--data.content",
+        listed(*contents.values()),
+        "--data.style",
+        painting("starry_night"),
+        "--output.dir",
+        tmp_path / "batch",
+        *settings,
+    )
     for name, content in contents.items():
-        fit(tmp_path / name, "--data.content", content, "--data.style", painting("starry_night"),
-            "--output.dir", tmp_path / name, *settings)  # fmt: skip
+        fit(
+            tmp_path / name,
+            "--data.content",
+            content,
+            "--data.style",
+            painting("starry_night"),
+            "--output.dir",
+            tmp_path / name,
+            *settings,
+        )
         alone, batched = (
             read(tmp_path / name / f"{name}__starry_night.png"),
             read(tmp_path / "batch" / f"{name}__starry_night.png"),
@@ -70,14 +89,31 @@ def test_mixed_shapes_go_coarse_to_fine_each_at_its_own_size_as_if_alone(tmp_pat
 
 def test_torch_lbfgs_is_refused_for_several_jobs(tmp_path):
     with pytest.raises(UsageError, match="JobwiseLBFGS"):
-        fit(tmp_path, "--data.content", listed(photo("chelsea"), photo("coffee")),
-            "--data.style", painting("starry_night"), "--data.size", "32", "--output.dir", tmp_path,
-            "--optimizer", "LBFGS")  # fmt: skip
+        fit(
+            tmp_path,
+            "--data.content",
+            listed(photo("chelsea"), photo("coffee")),
+            "--data.style",
+            painting("starry_night"),
+            "--data.size",
+            "32",
+            "--output.dir",
+            tmp_path,
+            "--optimizer",
+            "LBFGS",
+        )
 
 
 THREE_JOBS = [
-    "--data.content", "[{t},{g},{a}]", "--data.style", "[{s},{m},{m}]", "--data.pairs", "zip", "--data.size", "48",
-]  # fmt: skip
+    "--data.content",
+    "[{t},{g},{a}]",
+    "--data.style",
+    "[{s},{m},{m}]",
+    "--data.pairs",
+    "zip",
+    "--data.size",
+    "48",
+]
 NAMES = ["chelsea__starry_night", "coffee__the_scream", "astronaut__the_scream"]  # two shapes
 
 
@@ -96,27 +132,36 @@ def ddp(processes: int) -> list[str]:
     return ["--trainer.accelerator", "cpu", "--trainer.devices", str(processes), "--trainer.strategy", "ddp"]
 
 
-def test_two_processes_split_three_jobs_and_equal_one_process(tmp_path):
-    common = ["fit", *three_jobs(), "--trainer.max_steps", "10", "--trainer.enable_progress_bar", "false"]
-    for processes in (1, 2):
-        folder = tmp_path / f"p{processes}"
-        result = run_lit_nst(*common, *ddp(processes), "--trainer.default_root_dir", folder, "--output.dir", folder)
-        assert result.returncode == 0, result.stderr
+@pytest.mark.slow
+def test_two_processes_split_three_jobs_equal_one_process_and_their_checkpoint_resumes_on_one(tmp_path):
+    """One DDP launch, two properties: its images equal one process's, and its step-5 checkpoint, resumed on one
+    process to step 10, equals one process's too."""
+    one, two, resumed = tmp_path / "one", tmp_path / "two", tmp_path / "resumed"
+    fit(one, *three_jobs(), "--trainer.max_steps", "10", "--output.dir", one)
+    result = run_lit_nst(
+        "fit",
+        *three_jobs(),
+        *ddp(2),
+        "--trainer.max_steps",
+        "10",
+        "--trainer.default_root_dir",
+        two,
+        "--output.dir",
+        two,
+        "--checkpoint.every_n_steps",
+        "5",
+        "--checkpoint.keep",
+        "-1",
+        "--trainer.enable_progress_bar",
+        "false",
+    )
+    assert result.returncode == 0, result.stderr
     for name in NAMES:
-        one, two = read(tmp_path / "p1" / f"{name}.png"), read(tmp_path / "p2" / f"{name}.png")
-        assert (one - two).abs().max() <= 2 / 255, name
-
-
-def test_a_two_process_checkpoint_resumes_on_one_process(tmp_path):
-    common = ["fit", *three_jobs(), "--trainer.enable_progress_bar", "false"]
-    resumed, straight = tmp_path / "resumed", tmp_path / "straight"
-    first = run_lit_nst(*common, *ddp(2), "--trainer.max_steps", "5", "--trainer.default_root_dir", resumed,
-                        "--output.dir", resumed)  # fmt: skip
-    assert first.returncode == 0, first.stderr
-    fit(resumed, *three_jobs(), "--trainer.max_steps", "10", "--output.dir", resumed, "--ckpt_path", "last")
-    fit(straight, *three_jobs(), "--trainer.max_steps", "10", "--output.dir", straight)
+        assert (read(one / f"{name}.png") - read(two / f"{name}.png")).abs().max() <= 2 / 255, name
+    halfway = two / "checkpoints" / "step-000005.ckpt"
+    fit(resumed, *three_jobs(), "--trainer.max_steps", "10", "--output.dir", resumed, "--ckpt_path", halfway)
     for name in NAMES:
-        assert (read(resumed / f"{name}.png") - read(straight / f"{name}.png")).abs().max() <= 2 / 255, name
+        assert (read(resumed / f"{name}.png") - read(one / f"{name}.png")).abs().max() <= 2 / 255, name
 
 
 @pytest.mark.parametrize("content", ["chelsea", "coffee"])
@@ -149,9 +194,23 @@ def test_grams_taken_inside_a_bf16_training_step_are_float32_to_float64_accuracy
         return result
 
     monkeypatch.setattr(losses, "gram", recording_gram)
-    fit(tmp_path, "--data.content", photo("chelsea"), "--data.style", painting("starry_night"), "--data.size", "32",
-        "--trainer.max_steps", "1", "--trainer.precision", "bf16-mixed", "--trainer.limit_val_batches", "0",
-        "--output.path", tmp_path / "o.png")  # fmt: skip
+    fit(
+        tmp_path,
+        "--data.content",
+        photo("chelsea"),
+        "--data.style",
+        painting("starry_night"),
+        "--data.size",
+        "32",
+        "--trainer.max_steps",
+        "1",
+        "--trainer.precision",
+        "bf16-mixed",
+        "--trainer.limit_val_batches",
+        "0",
+        "--output.path",
+        tmp_path / "o.png",
+    )
     in_step = [(features, result) for features, result in taken if features.dtype == torch.bfloat16]
     assert len(in_step) == 5  # one per style layer: the features of the step came from bf16 convolutions
     for features, result in in_step:
@@ -177,19 +236,32 @@ def test_the_vgg_weights_are_cast_to_bf16_once_per_run_not_every_forward():
     assert all(weight.dtype == torch.bfloat16 for weight, _ in copies.values())
     assert first.dtype == torch.bfloat16 and torch.equal(first, second)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        autocast_alone = torch.nn.functional.conv2d(image, backbone.features[0].weight, backbone.features[0].bias,
-                                                    padding=1)  # fmt: skip
+        autocast_alone = torch.nn.functional.conv2d(
+            image, backbone.features[0].weight, backbone.features[0].bias, padding=1
+        )
     assert torch.equal(backbone._autocast_weights[1][0][0], backbone.features[0].weight.to(torch.bfloat16))
     assert autocast_alone.dtype == torch.bfloat16
     assert backbone(image)["relu2_1"].dtype == torch.float32  # outside autocast: the float32 buffers
 
 
-def test_a_run_that_cannot_fit_is_refused_before_the_first_step_naming_a_size_that_fits(tmp_path):
+def test_a_run_that_cannot_fit_is_refused_before_the_first_step_naming_a_size_that_fits(tmp_path, capfd):
     output = tmp_path / "out.png"
-    result = run_lit_nst(
-        "fit", "--data.content", photo("chelsea"), "--data.style", painting("starry_night"), "--data.size", "9000",
-        "--trainer.default_root_dir", tmp_path, "--output.path", output, "--trainer.enable_progress_bar", "false",
-    )  # fmt: skip
+    result = run_main(
+        capfd,
+        "fit",
+        "--data.content",
+        photo("chelsea"),
+        "--data.style",
+        painting("starry_night"),
+        "--data.size",
+        "9000",
+        "--trainer.default_root_dir",
+        tmp_path,
+        "--output.path",
+        output,
+        "--trainer.enable_progress_bar",
+        "false",
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     error = result.stderr.strip().splitlines()[-1]
     assert "GiB but the device has" in error and "use --data.size" in error, error
@@ -239,13 +311,26 @@ def test_the_memory_check_counts_a_ranks_own_jobs_and_every_process_on_one_machi
 
 def test_a_noise_start_is_the_jobs_own_whatever_its_company(tmp_path):
     """`--model.init noise` is drawn per job: chelsea starts from the same noise alone and third of three jobs."""
-    unmoved = ["--model.init", "noise", "--optimizer", "Adam", "--optimizer.lr", "0", "--trainer.max_steps", "1",
-               "--data.style", painting("starry_night"), "--data.size", "32"]  # fmt: skip
+    unmoved = [
+        "--model.init",
+        "noise",
+        "--optimizer",
+        "Adam",
+        "--optimizer.lr",
+        "0",
+        "--trainer.max_steps",
+        "1",
+        "--data.style",
+        painting("starry_night"),
+        "--data.size",
+        "32",
+    ]
     company = f"[{photo('coffee')},{photo('astronaut')},{photo('chelsea')}]"
     for name, contents in (("alone", photo("chelsea")), ("three", company)):
         fit(tmp_path / name, "--data.content", contents, *unmoved, "--output.dir", tmp_path / name)
-    alone, among = (image_to_tensor(load_image(tmp_path / name / "chelsea__starry_night.png", name))
-                    for name in ("alone", "three"))  # fmt: skip
+    alone, among = (
+        image_to_tensor(load_image(tmp_path / name / "chelsea__starry_night.png", name)) for name in ("alone", "three")
+    )
     assert torch.equal(alone, among)
     content = image_to_tensor(load_image(photo("chelsea"), "content").resize(alone.shape[:0:-1]))
     assert (alone - content).abs().mean() > 0.15  # noise, not the photo

@@ -9,7 +9,7 @@ import yaml
 
 from lit_nst.video import is_clip
 
-from .helpers import REPO, config_scales, run_lit_nst, stretched_size
+from .helpers import REPO, config_scales, run_lit_nst, run_main, stretched_size
 
 
 def readme_commands() -> list[str]:
@@ -33,8 +33,16 @@ def readme_commands() -> list[str]:
 
 COMMANDS = readme_commands()
 TINY = ["--trainer.max_steps", "2", "--trainer.enable_progress_bar", "false"]
-CLIP_TINY = ["--data.scales", "[32]", "--data.steps", "[2]", "--data.frame_steps", "1", "--trainer.enable_progress_bar",
-             "false"]  # fmt: skip
+CLIP_TINY = [
+    "--data.scales",
+    "[32]",
+    "--data.steps",
+    "[2]",
+    "--data.frame_steps",
+    "1",
+    "--trainer.enable_progress_bar",
+    "false",
+]
 
 
 def tiny_size(args: list[str], cwd: Path) -> list[str]:
@@ -52,17 +60,28 @@ def test_the_readme_has_commands_to_try():
     assert len(COMMANDS) >= 4
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=[f"readme-{i}" for i in range(len(COMMANDS))])
-def test_readme_command_runs_as_written(tmp_path, command):
+def marked(command: str):
+    """A command that starts several processes runs as the user's would; the others in this process."""
+    return pytest.param(command, marks=pytest.mark.slow) if "--trainer.devices" in command else command
+
+
+@pytest.mark.parametrize("command", [marked(c) for c in COMMANDS], ids=[f"readme-{i}" for i in range(len(COMMANDS))])
+def test_readme_command_runs_as_written(tmp_path, capfd, monkeypatch, command):
     args = shlex.split(command)[1:]
-    if "--trainer.devices" in args:
+    several_processes = "--trainer.devices" in args
+    if several_processes:
         args += ["--trainer.accelerator", "cpu"]  # CI has no GPU; the same processes run on the CPU
     # Relative paths (assets/, configs/) as a user in the checkout would have them.
     for link in ("assets", "configs"):
         (tmp_path / link).symlink_to(REPO / link)
     # A clip is written once its last frame is painted: a few steps for every frame, not 2 in all.
     tiny = CLIP_TINY if is_clip(REPO / args[args.index("--data.content") + 1]) else TINY
-    result = run_lit_nst(*args, *tiny_size(args, tmp_path), *tiny, cwd=tmp_path, timeout=300)
+    args += [*tiny_size(args, tmp_path), *tiny]
+    if several_processes:
+        result = run_lit_nst(*args, cwd=tmp_path, timeout=300)
+    else:
+        monkeypatch.chdir(tmp_path)
+        result = run_main(capfd, *args)
     assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
     assert named_outputs(args, tmp_path), f"{command}: no image where it says"
     for image in named_outputs(args, tmp_path):

@@ -24,9 +24,18 @@ FLOAT32 = ["--trainer.precision", "32-true"]
 
 def reference_pair(content: str, style: str) -> list[str]:
     return [
-        "--data.content", photo(content), "--data.style", painting(style),
-        "--data.size", "128", "--model.content_weight", "1", "--model.style_weight", "5", *FLOAT32,
-    ]  # fmt: skip
+        "--data.content",
+        photo(content),
+        "--data.style",
+        painting(style),
+        "--data.size",
+        "128",
+        "--model.content_weight",
+        "1",
+        "--model.style_weight",
+        "5",
+        *FLOAT32,
+    ]
 
 
 @pytest.mark.parametrize(("content", "style", "weights"), list(STEP_ZERO))
@@ -34,8 +43,9 @@ def test_step_zero_losses_match_the_reference_within_2_percent(content, style, w
     if weights == "vgg16":
         vgg16 = require_vgg16()
         shared_images = REPO.parent / "shared" / "images"
-        images = StyleImages(str(shared_images / "content" / f"{content}.jpg"),
-                             str(shared_images / "style" / f"{style}.jpg"), size=128)  # fmt: skip
+        images = StyleImages(
+            str(shared_images / "content" / f"{content}.jpg"), str(shared_images / "style" / f"{style}.jpg"), size=128
+        )
         model = StyleTransfer(arch="vgg16", weights=str(vgg16), preprocessing="caffe")
     else:
         images = StyleImages(photo(content), painting(style), size=128)
@@ -56,6 +66,7 @@ LBFGS = ["--optimizer", "LBFGS", "--optimizer.lr", "1", "--optimizer.max_iter", 
 ADAM = ["--optimizer", "Adam", "--optimizer.lr", "0.02"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "style", "optimizer", "steps", "expected_total"),
     [
@@ -66,9 +77,14 @@ ADAM = ["--optimizer", "Adam", "--optimizer.lr", "0.02"]
 )
 def test_final_total_is_within_15_percent_of_the_reference(tmp_path, content, style, optimizer, steps, expected_total):
     cli = fit(
-        tmp_path, *reference_pair(content, style), *optimizer, "--trainer.max_steps", steps,
-        "--output.path", tmp_path / "out.png",
-    )  # fmt: skip
+        tmp_path,
+        *reference_pair(content, style),
+        *optimizer,
+        "--trainer.max_steps",
+        steps,
+        "--output.path",
+        tmp_path / "out.png",
+    )
     with torch.no_grad():
         total = cli.model.objective(cli.model.result()).total.item()
     print(f"{content} x {style}, {optimizer[1]} {steps} steps: total {total:,.0f} (reference {expected_total:,})")

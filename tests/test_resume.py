@@ -1,6 +1,7 @@
 """Interrupted optimisations resume exactly, and no fault loses work (issue: resume and faults)."""
 
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from PIL import Image
 
 from lit_nst.errors import UsageError
 
-from .helpers import fit, job, painting, require_vgg16, run_lit_nst
+from .helpers import fit, job, painting, require_vgg16, run_main
 
 OPTIMIZERS = {
     "LBFGS": ["--optimizer", "LBFGS", "--optimizer.lr", "1", "--optimizer.max_iter", "1"],
@@ -26,16 +27,24 @@ def last_checkpoint(root: Path) -> dict:
 
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
-def test_twenty_steps_then_resume_to_forty_equals_forty_straight(tmp_path, optimizer):
-    settings = [*job(), *OPTIMIZERS[optimizer], "--checkpoint.every_n_steps", "7"]
+def test_six_steps_then_resume_to_twelve_equals_twelve_straight(tmp_path, optimizer):
+    settings = [*job(), *OPTIMIZERS[optimizer], "--checkpoint.every_n_steps", "4"]
     interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
-    fit(interrupted, *settings, "--trainer.max_steps", "20", "--output.path", interrupted / "out.png")
-    assert last_checkpoint(interrupted)["global_step"] == 20  # the end of a run writes last, 20 % 7 != 0
-    fit(interrupted, *settings, "--trainer.max_steps", "40", "--output.path", interrupted / "out.png",
-        "--ckpt_path", "last")  # fmt: skip
-    fit(straight, *settings, "--trainer.max_steps", "40", "--output.path", straight / "out.png")
+    fit(interrupted, *settings, "--trainer.max_steps", "6", "--output.path", interrupted / "out.png")
+    assert last_checkpoint(interrupted)["global_step"] == 6  # the end of a run writes last, 6 % 4 != 0
+    fit(
+        interrupted,
+        *settings,
+        "--trainer.max_steps",
+        "12",
+        "--output.path",
+        interrupted / "out.png",
+        "--ckpt_path",
+        "last",
+    )
+    fit(straight, *settings, "--trainer.max_steps", "12", "--output.path", straight / "out.png")
     resumed, uninterrupted = last_checkpoint(interrupted), last_checkpoint(straight)
-    assert resumed["global_step"] == uninterrupted["global_step"] == 40
+    assert resumed["global_step"] == uninterrupted["global_step"] == 12
     difference = (resumed["state_dict"]["target"] - uninterrupted["state_dict"]["target"]).abs().max().item()
     assert difference <= 1 / 255
     assert difference == 0.0  # float32 on the CPU: exactly the same arithmetic
@@ -66,6 +75,19 @@ def test_resuming_a_finished_run_says_so_and_rewrites_the_image(tmp_path, capsys
     assert output.is_file()
 
 
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory) -> Path:
+    """A finished 2-step run of job() whose checkpoint the refusals below are offered (each case gets a copy)."""
+    folder = tmp_path_factory.mktemp("first")
+    fit(folder, *job(), "--trainer.max_steps", "2", "--output.path", folder / "o.png")
+    return folder
+
+
+def copy_of(first_run: Path, tmp_path: Path) -> Path:
+    shutil.copytree(first_run / "checkpoints", tmp_path / "checkpoints")
+    return tmp_path / "checkpoints" / "last.ckpt"
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -77,57 +99,83 @@ def test_resuming_a_finished_run_says_so_and_rewrites_the_image(tmp_path, capsys
         (["--optimizer", "Adam"], "optimised with JobwiseLBFGS"),
     ],
 )
-def test_resume_of_another_job_stops_before_any_step_naming_the_setting(tmp_path, change, message):
-    common = [
-        "fit",
-        "--trainer.default_root_dir",
-        tmp_path,
-        "--trainer.max_steps",
-        "2",
-        "--output.path",
-        tmp_path / "o.png",
-    ]
-    first = run_lit_nst(*common, *job())
-    assert first.returncode == 0, first.stderr
-    before = (tmp_path / "checkpoints" / "last.ckpt").read_bytes()
+def test_resume_of_another_job_stops_before_any_step_naming_the_setting(first_run, tmp_path, capfd, change, message):
+    checkpoint = copy_of(first_run, tmp_path)
+    before = checkpoint.read_bytes()
     change = [painting("the_scream") if c == "STYLE" else c for c in change]
     change = [str(require_vgg16()) if c == "VGG16" else c for c in change]
     if "MASK" in change:
         Image.new("L", (451, 300), 255).save(tmp_path / "mask.png")  # chelsea's proportions
         change = [str(tmp_path / "mask.png") if c == "MASK" else c for c in change]
-    second = run_lit_nst(*common[:4], "4", *common[5:], *job(), *change, "--ckpt_path", "last")
+    second = run_main(
+        capfd,
+        "fit",
+        "--trainer.default_root_dir",
+        tmp_path,
+        "--trainer.max_steps",
+        "4",
+        "--output.path",
+        tmp_path / "o.png",
+        *job(),
+        *change,
+        "--ckpt_path",
+        "last",
+    )
     assert second.returncode == 2
     assert "Traceback" not in second.stderr
     error = second.stderr.strip().splitlines()[-1]
     assert error.startswith("lit-nst: error: cannot resume") and message in error, error
-    assert (tmp_path / "checkpoints" / "last.ckpt").read_bytes() == before
+    assert checkpoint.read_bytes() == before
+    assert not (tmp_path / "o.png").exists()
 
 
 @pytest.mark.parametrize("garbage", [b"", b"not a checkpoint", "truncate"])
-def test_a_broken_checkpoint_is_one_line_and_nothing_is_overwritten(tmp_path, garbage):
-    fit(tmp_path / "good", *job(), "--trainer.max_steps", "2", "--output.path", tmp_path / "o.png")
-    good = (tmp_path / "good" / "checkpoints" / "last.ckpt").read_bytes()
+def test_a_broken_checkpoint_is_one_line_and_nothing_is_overwritten(first_run, tmp_path, capfd, garbage):
+    good = (first_run / "checkpoints" / "last.ckpt").read_bytes()
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(good[: len(good) // 2] if garbage == "truncate" else garbage)
     before = broken.read_bytes()
-    result = run_lit_nst(
-        "fit", *job(), "--trainer.default_root_dir", tmp_path / "run", "--trainer.max_steps", "4",
-        "--output.path", tmp_path / "new.png", "--ckpt_path", broken,
-    )  # fmt: skip
+    result = run_main(
+        capfd,
+        "fit",
+        *job(),
+        "--trainer.default_root_dir",
+        tmp_path / "run",
+        "--trainer.max_steps",
+        "4",
+        "--output.path",
+        tmp_path / "new.png",
+        "--ckpt_path",
+        broken,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "truncated or not a checkpoint" in result.stderr.strip().splitlines()[-1]
     assert broken.read_bytes() == before
     assert not (tmp_path / "new.png").exists()
 
 
-def test_a_diverging_loss_stops_naming_the_step_and_keeps_the_last_good_work(tmp_path):
+def test_a_diverging_loss_stops_naming_the_step_and_keeps_the_last_good_work(tmp_path, capfd):
     output = tmp_path / "out.png"
     # L-BFGS (not clamped between steps) with an absurd learning rate sends the loss to infinity at once.
-    result = run_lit_nst(
-        "fit", *job(), "--trainer.default_root_dir", tmp_path, "--trainer.max_steps", "50", "--output.path", output,
-        "--optimizer", "LBFGS", "--optimizer.lr", "1e20", "--optimizer.max_iter", "1",
-        "--checkpoint.every_n_steps", "1",
-    )  # fmt: skip
+    result = run_main(
+        capfd,
+        "fit",
+        *job(),
+        "--trainer.default_root_dir",
+        tmp_path,
+        "--trainer.max_steps",
+        "50",
+        "--output.path",
+        output,
+        "--optimizer",
+        "LBFGS",
+        "--optimizer.lr",
+        "1e20",
+        "--optimizer.max_iter",
+        "1",
+        "--checkpoint.every_n_steps",
+        "1",
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     error = result.stderr.strip().splitlines()[-1]
     assert "the loss became" in error and "at step" in error and "--optimizer.lr" in error, error
@@ -139,9 +187,19 @@ def test_a_diverging_loss_stops_naming_the_step_and_keeps_the_last_good_work(tmp
 def start_fit(tmp_path: Path, *extra: str) -> subprocess.Popen:
     script = Path(sys.executable).with_name("lit-nst")
     args = [
-        str(script), "fit", *job(96), "--trainer.default_root_dir", str(tmp_path), "--trainer.max_steps", "100000",
-        "--trainer.enable_progress_bar", "false", "--output.path", str(tmp_path / "out.png"), *extra,
-    ]  # fmt: skip
+        str(script),
+        "fit",
+        *job(96),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.max_steps",
+        "100000",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--output.path",
+        str(tmp_path / "out.png"),
+        *extra,
+    ]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -153,6 +211,7 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_saves_checkpoint_and_image_and_says_how_to_resume(tmp_path, signum):
     process = start_fit(tmp_path, "--checkpoint.every_n_steps", "5")
@@ -166,12 +225,19 @@ def test_a_signal_saves_checkpoint_and_image_and_says_how_to_resume(tmp_path, si
     assert step > 5 and f"interrupted at step {step}" in stderr  # saved at the interruption, not at the last 5
     assert (tmp_path / "out.png").is_file()
     resumed = fit(
-        tmp_path, *job(96), "--trainer.max_steps", str(step + 2), "--output.path", tmp_path / "out.png",
-        "--ckpt_path", "last",
-    )  # fmt: skip
+        tmp_path,
+        *job(96),
+        "--trainer.max_steps",
+        str(step + 2),
+        "--output.path",
+        tmp_path / "out.png",
+        "--ckpt_path",
+        "last",
+    )
     assert resumed.trainer.global_step == step + 2
 
 
+@pytest.mark.slow
 def test_a_hard_kill_during_a_checkpoint_write_leaves_last_loadable(tmp_path):
     checkpoints = tmp_path / "checkpoints"
     # A checkpoint every step; the kill lands the moment a write's temporary file appears, i.e. mid-write.
@@ -186,9 +252,15 @@ def test_a_hard_kill_during_a_checkpoint_write_leaves_last_loadable(tmp_path):
     checkpoint = last_checkpoint(tmp_path)  # loads: the write in progress never replaced it
     assert checkpoint["global_step"] > 0
     resumed = fit(
-        tmp_path, *job(96), "--trainer.max_steps", str(checkpoint["global_step"] + 1),
-        "--output.path", tmp_path / "out.png", "--ckpt_path", "last",
-    )  # fmt: skip
+        tmp_path,
+        *job(96),
+        "--trainer.max_steps",
+        str(checkpoint["global_step"] + 1),
+        "--output.path",
+        tmp_path / "out.png",
+        "--ckpt_path",
+        "last",
+    )
     assert resumed.trainer.global_step == checkpoint["global_step"] + 1
     assert not list(checkpoints.glob(".*.tmp"))  # stale temporaries cleared
 
@@ -214,8 +286,20 @@ def test_keep_holds_the_latest_periodic_checkpoints_beside_last(tmp_path):
 def test_a_resume_with_another_learning_rate_or_history_applies_them_and_says_so(tmp_path, capsys):
     settings = [*job(), "--output.path", tmp_path / "o.png"]
     fit(tmp_path, *settings, "--trainer.max_steps", "6")
-    cli = fit(tmp_path, *settings, "--trainer.max_steps", "8", "--optimizer", "lit_nst.optim.JobwiseLBFGS",
-              "--optimizer.lr", "0.5", "--optimizer.history_size", "3", "--ckpt_path", "last")  # fmt: skip
+    cli = fit(
+        tmp_path,
+        *settings,
+        "--trainer.max_steps",
+        "8",
+        "--optimizer",
+        "lit_nst.optim.JobwiseLBFGS",
+        "--optimizer.lr",
+        "0.5",
+        "--optimizer.history_size",
+        "3",
+        "--ckpt_path",
+        "last",
+    )
     err = capsys.readouterr().err
     assert "--optimizer.lr 0.5 (the checkpoint's was 1.0)" in err, err
     assert "--optimizer.history_size 3 (the checkpoint's was 100)" in err, err

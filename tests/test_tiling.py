@@ -10,7 +10,7 @@ from lit_nst.objective import StyleRegion
 from lit_nst.tiling import BlockWalk, Share, block_geometry, plan_memory, spans
 from lit_nst.weights import strip_features_prefix
 
-from .helpers import fit, job, painting, photo, random_vgg_state, require_vgg16, run_lit_nst
+from .helpers import fit, job, painting, photo, random_vgg_state, require_vgg16, run_main
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,13 @@ def terms_and_gradient(evaluate, image: torch.Tensor):
 
 @pytest.mark.parametrize(
     ("arch", "layers", "stride", "halo"),
-    [("vgg19", ["relu5_1"], 16, 80), ("vgg19", ["relu4_2"], 8, 40), ("vgg19", ["relu1_1", "relu3_1"], 4, 12),
-     ("vgg16", ["relu5_1"], 16, 64)],
-)  # fmt: skip
+    [
+        ("vgg19", ["relu5_1"], 16, 80),
+        ("vgg19", ["relu4_2"], 8, 40),
+        ("vgg19", ["relu1_1", "relu3_1"], 4, 12),
+        ("vgg16", ["relu5_1"], 16, 64),
+    ],
+)
 def test_halo_is_the_deepest_layers_reach_rounded_up_to_its_stride(arch, layers, stride, halo):
     # VGG19's relu5_1 sees 70 px beyond its 16-px cell (a 156-px receptive field): 80 px, whole cells.
     # VGG16's has one convolution fewer in blocks 3 and 4: 58 px, so 64.
@@ -64,12 +68,13 @@ LEFT_THIRD = torch.zeros(1, 149, 224)
 LEFT_THIRD[..., :74] = 1
 
 
-@pytest.mark.parametrize("styles", list(STYLES))
+@pytest.mark.parametrize("styles", ["one painting", pytest.param("blend and two regions", marks=pytest.mark.slow)])
 def test_blocks_give_the_whole_pictures_targets_loss_and_gradient(objective, styles):
     # A 224x149 picture in 64-px blocks: 12 blocks, each far smaller than its 80-px halo on every inner side.
     assert_blocks_exact(objective, STYLES[styles])
 
 
+@pytest.mark.slow
 def test_blocks_are_exact_on_vgg16_with_average_pooling():
     # VGG16's relu5_1 reaches less far (a 64-px halo); average pooling mixes each cell's pixels, not the max.
     model = StyleTransfer(arch="vgg16", weights=str(require_vgg16()), preprocessing="caffe", pooling="avg")
@@ -100,6 +105,7 @@ def assert_blocks_exact(objective, styles) -> None:
     assert relative(tiled_gradient, whole_gradient) <= 1e-5
 
 
+@pytest.mark.slow
 def test_a_halo_short_of_the_reach_is_not_exact(objective):
     content = picture("chelsea", 224)
     objective.set_targets([content], [picture("starry_night", 200)])
@@ -118,14 +124,19 @@ def test_shares_split_the_blocks_between_processes(objective):
     assert abs(len(shares[0]) - len(shares[1])) <= 1
 
 
+@pytest.mark.slow
 def test_lbfgs_in_blocks_follows_the_whole_pictures_path(tmp_path):
     # 96x64 in 32-px blocks: 6 blocks. L-BFGS amplifies float rounding step after step, tiled or not: the same
     # untiled 160-px run on 1 thread instead of 2 (another summation order) ends 13.7/255 apart after 20 steps,
     # 0.24/255 after 6. So: the picture within 2/255 after 6 steps, the objective within 1 % after 20.
+    # Each run stops at step 6, then resumes to 20 (exact: test_resume), instead of running 6 and 20 steps apart.
     flags = [*job(96), "--trainer.precision", "32-true"]
+    runs = {"whole": ["--model.tile_size", "0"], "tiled": ["--model.tile_size", "32"]}
     for steps, pixels in ((6, 2 / 255), (20, None)):
-        whole = fit(tmp_path / f"whole{steps}", *flags, "--trainer.max_steps", steps, "--model.tile_size", "0")
-        tiled = fit(tmp_path / f"tiled{steps}", *flags, "--trainer.max_steps", steps, "--model.tile_size", "32")
+        resume = ["--ckpt_path", "last"] if steps > 6 else []
+        whole, tiled = (
+            fit(tmp_path / name, *flags, *tiles, "--trainer.max_steps", steps, *resume) for name, tiles in runs.items()
+        )
         assert whole.model.block_walk is None and tiled.model.block_walk is not None
         if pixels:
             assert (tiled.model.result()[0] - whole.model.result()[0]).abs().max() <= pixels
@@ -133,9 +144,20 @@ def test_lbfgs_in_blocks_follows_the_whole_pictures_path(tmp_path):
         assert losses[1] == pytest.approx(losses[0], rel=0.01), losses
 
 
-def test_a_tiled_run_says_so_once(tmp_path):
-    result = run_lit_nst("fit", *job(64), "--model.tile_size", "32", "--trainer.max_steps", "1",
-                         "--trainer.default_root_dir", tmp_path, "--trainer.enable_progress_bar", "false")  # fmt: skip
+def test_a_tiled_run_says_so_once(tmp_path, capfd):
+    result = run_main(
+        capfd,
+        "fit",
+        *job(64),
+        "--model.tile_size",
+        "32",
+        "--trainer.max_steps",
+        "1",
+        "--trainer.default_root_dir",
+        tmp_path,
+        "--trainer.enable_progress_bar",
+        "false",
+    )
     assert result.returncode == 0, result.stderr
     (line,) = [line for line in result.stderr.splitlines() if "blocks" in line]
     assert line == (
@@ -180,8 +202,8 @@ def test_auto_shares_a_picture_between_processes_only_where_it_pays(plan):
 
 
 @pytest.mark.parametrize("tile_size", ["-16", "8", "100"])
-def test_a_tile_size_that_is_no_block_size_is_one_line(tmp_path, tile_size):
-    result = run_lit_nst("fit", *job(32), "--model.tile_size", tile_size, "--trainer.default_root_dir", tmp_path)
+def test_a_tile_size_that_is_no_block_size_is_one_line(tmp_path, tile_size, capfd):
+    result = run_main(capfd, "fit", *job(32), "--model.tile_size", tile_size, "--trainer.default_root_dir", tmp_path)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0] == (

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from lit_nst.cli import StyleTransferCLI
 from lit_nst.clips import ChunkPlan
 from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
@@ -18,7 +19,7 @@ from lit_nst.flow import frame_flows, optical_flow, reliable, warp, warping_erro
 from lit_nst.images import image_to_tensor, load_image
 from lit_nst.video import camera_move, is_clip, read_frames, write_clip
 
-from .helpers import bundled, fit, painting, photo, run_lit_nst
+from .helpers import bundled, fit, painting, photo, run_lit_nst, run_main
 
 STYLE = ["--data.style", painting("starry_night")]
 # A 48-px clip: the first frame coarse to fine, then a few steps a frame.
@@ -88,6 +89,7 @@ def test_what_a_moving_square_uncovers_is_found_unreliable():
     assert mask[:, :20].mean() > 0.9 and mask[50:].mean() > 0.9  # background far from it
 
 
+@pytest.mark.slow
 def test_a_clip_becomes_a_video_with_its_frames_and_rate_and_less_flicker_than_frames_alone(tmp_path, clip):
     out = tmp_path / "painted.mp4"
     cli = fit(tmp_path / "clip", "--data.content", clip, *STYLE, *SHORT, "--output.path", out)
@@ -109,11 +111,22 @@ def test_a_clip_becomes_a_video_with_its_frames_and_rate_and_less_flicker_than_f
     assert warping_error(kept, inputs, flows) < warping_error(independent, inputs, flows) / 3
 
 
+CHUNKED = [*STYLE, *SHORT, "--data.chunks", "2", "--data.overlap", "1"]
+
+
+@pytest.fixture(scope="module")
+def chunked(tmp_path_factory, clip) -> StyleTransferCLI:
+    """The clip painted straight in two chunks in one process, for the resumed and the two-process runs to equal.
+    Chunk 0 paints frames 0-3, chunk 1 frames 3-5 (repeating its last while chunk 0 paints on), cross-fading over 3."""
+    folder = tmp_path_factory.mktemp("chunked")
+    return fit(folder, "--data.content", clip, *CHUNKED, "--output.dir", folder / "out")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("cut", [5, 4], ids=["mid-frame", "at a frame's end"])
-def test_a_resumed_clip_ends_as_a_straight_one_without_painting_a_frame_twice(tmp_path, clip, cut, capsys):
-    flags = ["--data.content", clip, *STYLE, *SHORT, "--data.chunks", "2", "--data.overlap", "1"]
-    straight = fit(tmp_path / "straight", *flags, "--output.dir", tmp_path / "straight" / "out")
-    total = straight.trainer.global_step
+def test_a_resumed_clip_ends_as_a_straight_one_without_painting_a_frame_twice(tmp_path, clip, chunked, cut, capsys):
+    flags = ["--data.content", clip, *CHUNKED]
+    total = chunked.trainer.global_step
     folder = tmp_path / "cut"
     fit(folder, *flags, "--output.dir", folder / "out", "--trainer.max_steps", str(total - cut))
     assert not (folder / "out").exists() or not list((folder / "out").glob("*.png"))  # a clip is written whole
@@ -122,43 +135,67 @@ def test_a_resumed_clip_ends_as_a_straight_one_without_painting_a_frame_twice(tm
     assert resumed.trainer.global_step == total
     again = {path.name: path.stat().st_mtime_ns for path in (folder / "video" / "frames").glob("*.png")}
     # The frames in progress at the cut were written then (nothing lost), and painted on after the resume.
-    data = straight.datamodule
+    data = chunked.datamodule
     stage = data.scale_index(total - cut - 1)
     in_progress = {f"chunk{chunk}_{frame:05d}.png" for chunk, frame in enumerate(data.frames_at(stage))}
     assert in_progress <= set(done) and len(done) > len(in_progress)
-    # Chunk 0 paints frames 0-3, chunk 1 frames 3-5, cross-fading over frame 3: cut at step 19 (5), frames 0 and 1
-    # of chunk 0 and 3 and 4 of chunk 1 are done, so frames 0, 1 and 4; at step 20 (4), 0-2 and 4-5. Frame 3 waits
-    # for chunk 0.
+    # Cut at step 19 (5), frames 0 and 1 of chunk 0 and 3 and 4 of chunk 1 are done, so frames 0, 1 and 4; at step
+    # 20 (4), 0-2 and 4-5. Frame 3 waits for chunk 0.
     finished = {5: 3, 4: 5}[cut]
     assert f"{finished} frames of the clip's 6 painted so far" in capsys.readouterr().err
     assert all(again[name] == done[name] for name in set(done) - in_progress)
-    for a, b in zip(frames_in(tmp_path / "straight" / "out"), frames_in(folder / "out"), strict=True):
+    straight = Path(chunked.trainer.default_root_dir) / "out"
+    for a, b in zip(frames_in(straight), frames_in(folder / "out"), strict=True):
         assert (a - b).abs().max() <= 2 / 255
 
 
-def test_two_processes_paint_the_chunks_of_one_process(tmp_path, clip):
-    flags = ["--data.content", clip, *STYLE, *SHORT, "--data.chunks", "2", "--data.overlap", "2"]
-    one = tmp_path / "one"
-    fit(one, *flags, "--output.dir", one / "out")
-    two = tmp_path / "two"
-    result = run_lit_nst("fit", *flags, "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-                         "--trainer.strategy", "ddp", "--trainer.default_root_dir", two, "--output.dir", two / "out",
-                         "--trainer.enable_progress_bar", "false")  # fmt: skip
+@pytest.mark.slow
+def test_two_processes_paint_the_chunks_of_one_process(tmp_path, clip, chunked):
+    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    result = run_lit_nst(
+        "fit",
+        "--data.content",
+        clip,
+        *CHUNKED,
+        *ddp,
+        "--trainer.default_root_dir",
+        tmp_path,
+        "--output.dir",
+        tmp_path / "out",
+        "--trainer.enable_progress_bar",
+        "false",
+    )
     assert result.returncode == 0, result.stderr
-    ones, twos = frames_in(one / "out"), frames_in(two / "out")
+    ones, twos = frames_in(Path(chunked.trainer.default_root_dir) / "out"), frames_in(tmp_path / "out")
     assert len(ones) == len(twos) == 6
     for a, b in zip(ones, twos, strict=True):
         assert (a - b).abs().max() <= 2 / 255
 
 
+@pytest.mark.slow
 def test_controls_work_on_a_clip_blend_luminance_content_mask_and_blocks(tmp_path, clip):
     mask = tmp_path / "left.png"
     Image.fromarray(np.concatenate([np.full((32, 24), 255, np.uint8), np.zeros((32, 24), np.uint8)], 1)).save(mask)
     out = tmp_path / "out.gif"
     styles = f"[{painting('starry_night')},{painting('the_scream')}]"
-    cli = fit(tmp_path, "--data.content", clip, "--data.style", styles, "--data.style_blend", "[0.7,0.3]",
-              "--model.color", "luminance", "--data.content_mask", mask, "--model.tile_size", "16", *SHORT,
-              "--output.path", out)  # fmt: skip
+    cli = fit(
+        tmp_path,
+        "--data.content",
+        clip,
+        "--data.style",
+        styles,
+        "--data.style_blend",
+        "[0.7,0.3]",
+        "--model.color",
+        "luminance",
+        "--data.content_mask",
+        mask,
+        "--model.tile_size",
+        "16",
+        *SHORT,
+        "--output.path",
+        out,
+    )
     assert cli.model.block_walk is not None
     painted, _, _ = decoded(out)
     inputs = frames_in(clip)
@@ -169,6 +206,7 @@ def test_controls_work_on_a_clip_blend_luminance_content_mask_and_blocks(tmp_pat
     assert left > 2 * right, (left, right)  # (the GIF's palette changes every pixel a little)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fps", [None, "29.97"], ids=["its own rate", "the rate given as 29.97"])
 def test_the_audio_of_a_clip_is_copied(tmp_path, clip, fps):
     source = tmp_path / "with_sound.mp4"
@@ -177,8 +215,16 @@ def test_the_audio_of_a_clip_is_copied(tmp_path, clip, fps):
     with_audio = tmp_path / "source.mp4"
     add_tone(source, with_audio)
     out = tmp_path / "out.mp4"
-    fit(tmp_path / "run", "--data.content", with_audio, *STYLE, *SHORT, "--output.path", out,
-        *(["--output.fps", fps] if fps else []))  # fmt: skip
+    fit(
+        tmp_path / "run",
+        "--data.content",
+        with_audio,
+        *STYLE,
+        *SHORT,
+        "--output.path",
+        out,
+        *(["--output.fps", fps] if fps else []),
+    )
     painted, rate, audio = decoded(out)
     assert len(painted) == 6 and rate == ntsc and audio
     assert audio_packets(out) == audio_packets(with_audio) > 40  # the whole second of sound (1024 samples a packet)
@@ -210,6 +256,7 @@ def test_frames_of_a_longer_clip_in_the_output_folder_are_refused(tmp_path, clip
         fit(tmp_path / "run", "--data.content", clip, *STYLE, *SHORT, "--output.dir", out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "flags",
     [
@@ -261,11 +308,11 @@ def add_tone(video: Path, out: Path) -> None:
         (lambda path: path.with_suffix(".mp4").write_bytes(b"not a video" * 100), "cannot be decoded"),
     ],
 )
-def test_a_bad_clip_is_one_line(tmp_path, make, message):
+def test_a_bad_clip_is_one_line(tmp_path, make, message, capfd):
     path = tmp_path / "clip"
     make(path)
     target = path.with_suffix(".mp4") if message == "cannot be decoded" else path
-    result = run_lit_nst("fit", "--data.content", target, *STYLE, "--trainer.default_root_dir", tmp_path)
+    result = run_main(capfd, "fit", "--data.content", target, *STYLE, "--trainer.default_root_dir", tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("lit-nst: error: content clip") and message in line
@@ -291,11 +338,27 @@ def test_clip_settings_that_cannot_work_are_refused(tmp_path, clip, flags, messa
         fit(tmp_path, "--data.content", clip, *STYLE, *SHORT, *flags)
 
 
-def test_a_schedule_too_small_for_the_frames_is_one_line_before_any_work(tmp_path, clip):
+def test_a_schedule_too_small_for_the_frames_is_one_line_before_any_work(tmp_path, clip, capfd):
     out = tmp_path / "out.gif"
-    result = run_lit_nst("fit", "--data.content", clip, *STYLE, "--data.style_scale", "4", "--data.scales", "[8,48]",
-                         "--data.steps", "[1,1]", "--data.frame_steps", "1", "--trainer.default_root_dir", tmp_path,
-                         "--output.path", out)  # fmt: skip
+    result = run_main(
+        capfd,
+        "fit",
+        "--data.content",
+        clip,
+        *STYLE,
+        "--data.style_scale",
+        "4",
+        "--data.scales",
+        "[8,48]",
+        "--data.steps",
+        "[1,1]",
+        "--data.frame_steps",
+        "1",
+        "--trainer.default_root_dir",
+        tmp_path,
+        "--output.path",
+        out,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert f"the frames of {clip} would be 8x5 px at 8 px" in line and line.endswith("raise --data.scales"), line
