@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help install test lint demo bench
+.PHONY: help install test test-quick coverage lint demo bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -12,8 +12,21 @@ install: ## create .venv and install lit-nst with its dev tools
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e '.[dev]'
 
-test: ## run the test suite
-	$(BIN)/pytest -q
+# The tests spread over the cores, each worker's torch on its share of them (tests/conftest.py); at most 4
+# workers, each holding torch and the weights.
+PYTEST := $(BIN)/pytest -q -n auto --maxprocesses 4
+
+test: ## run the whole test suite
+	$(PYTEST)
+
+test-quick: ## the suite less its slow tests (DDP launches, signals, the installed script, long runs): the inner loop
+	$(PYTEST) -m "not slow"
+
+coverage: ## line coverage of lit_nst/ across every process the suite starts, DDP ranks included
+	rm -rf .coverage-data && mkdir .coverage-data
+	$(BIN)/coverage run -m pytest -q -n auto --maxprocesses 4
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report
 
 lint: ## ruff check and format check
 	$(BIN)/ruff check .
