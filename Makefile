@@ -14,17 +14,17 @@ install: ## create .venv and install lit-nst with its dev tools
 
 # The tests spread over the cores, each worker's torch on its share of them (tests/conftest.py); at most 4
 # workers, each holding torch and the weights.
-PYTEST := $(BIN)/pytest -q -n auto --maxprocesses 4
+PYTEST_ARGS := -q -n auto --maxprocesses 4
 
 test: ## run the whole test suite
-	$(PYTEST)
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-quick: ## the suite less its slow tests (DDP launches, signals, the installed script, long runs): the inner loop
-	$(PYTEST) -m "not slow"
+	$(BIN)/pytest $(PYTEST_ARGS) -m "not slow"
 
 coverage: ## line coverage of lit_nst/ across every process the suite starts, DDP ranks included
 	rm -rf .coverage-data && mkdir .coverage-data
-	$(BIN)/coverage run -m pytest -q -n auto --maxprocesses 4
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
 

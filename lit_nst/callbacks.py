@@ -267,17 +267,17 @@ class RunNote(Callback):
     precision, when the CLI chose it, a schedule stretched to --data.size, and how the objective is evaluated,
     when in blocks (lit_nst.tiling)."""
 
-    held: ClassVar[list[str]] = []  # Lightning's device lines, held back by `hold_device_lines` until now
+    held: ClassVar[list[str]] = []  # Lightning's device and precision lines, held back by `hold_start_lines`
+    HELD_PREFIXES = ("GPU available", "TPU available", "HPU available", "Using bfloat16", "Using 16bit")
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message
 
     @staticmethod
-    def hold_device_lines(record: logging.LogRecord) -> bool:
+    def hold_start_lines(record: logging.LogRecord) -> bool:
         """A logging filter: Lightning's "GPU available: ..." and "Using bfloat16 ..." lines, printed as the Trainer
         is made, wait for the run's other notes, so a run refused in a callback's checks prints its error alone."""
-        held = ("GPU available", "TPU available", "HPU available", "Using bfloat16", "Using 16bit")
-        if str(record.msg).startswith(held):
+        if str(record.msg).startswith(RunNote.HELD_PREFIXES):
             RunNote.held.append(record.getMessage())
             return False
         return True

@@ -159,7 +159,9 @@ def cli_main(
 def main() -> None:
     # The seed is part of the saved config; a log line about it is noise in front of an error message.
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(RunNote.hold_device_lines)
+    # Lines held from an earlier command in this process (a notebook's, a refused run's) are not this run's.
+    RunNote.held.clear()
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(RunNote.hold_start_lines)
     quiet_lightning_advertising()
     try:
         cli_main()
@@ -179,7 +181,7 @@ def argument_error_message(error: ArgumentError) -> str:
 def quiet_lightning_advertising() -> None:
     """Drop Lightning's tips to install cloud services and its notice about tensorboardX."""
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(lambda record: not str(record.msg).startswith("💡 Tip"))
+        logging.getLogger(name).addFilter(no_tips)  # a logger keeps one of each filter: added once per process
     warnings.filterwarnings("ignore", message="Starting from v1.9.0, `tensorboardX` has been removed")
     warnings.filterwarnings("ignore", message=".*configure_optimizers` will be overridden by")
     warnings.filterwarnings("ignore", message="`isinstance.treespec, LeafSpec.` is deprecated")
@@ -190,6 +192,10 @@ def quiet_lightning_advertising() -> None:
     warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
     # Quality metrics are gathered from every rank before they are logged: the same value everywhere.
     warnings.filterwarnings("ignore", message="It is recommended to use `self.log.'metrics/")
+
+
+def no_tips(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
 
 
 def fail(message: str) -> None:

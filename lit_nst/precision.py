@@ -59,7 +59,7 @@ def cpu_flags() -> set[str]:
     """The CPU's feature flags (x86 `flags`, Arm `Features`), empty where /proc/cpuinfo is not there.
 
     LIT_NST_CPUINFO names another file to read in its place: the tests take one machine's answer on every machine."""
-    cpuinfo = Path(os.environ.get("LIT_NST_CPUINFO", "/proc/cpuinfo"))
+    cpuinfo = Path(os.environ.get("LIT_NST_CPUINFO") or "/proc/cpuinfo")
     if not cpuinfo.exists():
         return set()
     for line in cpuinfo.read_text().splitlines():

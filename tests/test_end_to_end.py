@@ -1,4 +1,4 @@
-"""Real weights, real images, real processes, at tiny sizes."""
+"""Real weights, real images, whole runs of the command, at tiny sizes."""
 
 import csv
 from pathlib import Path

@@ -8,7 +8,7 @@ from lit_nst.errors import UsageError
 from lit_nst.images import image_to_tensor, load_image
 from lit_nst.module import StyleTransfer
 
-from .helpers import REPO, fit, painting, photo, run_lit_nst, run_main
+from .helpers import REPO, ddp, fit, painting, photo, run_lit_nst, run_main
 
 OPTIMIZERS = {
     "JobwiseLBFGS": ["--optimizer", "lit_nst.optim.JobwiseLBFGS"],
@@ -128,14 +128,11 @@ def three_jobs() -> list[str]:
     return [arg.format(**paths) for arg in THREE_JOBS]
 
 
-def ddp(processes: int) -> list[str]:
-    return ["--trainer.accelerator", "cpu", "--trainer.devices", str(processes), "--trainer.strategy", "ddp"]
-
-
 @pytest.mark.slow
 def test_two_processes_split_three_jobs_equal_one_process_and_their_checkpoint_resumes_on_one(tmp_path):
     """One DDP launch, two properties: its images equal one process's, and its step-5 checkpoint, resumed on one
-    process to step 10, equals one process's too."""
+    process to step 10, equals one process's too. (Resuming a DDP run's `last` is the SIGTERM tests' part, in
+    test_combinations.)"""
     one, two, resumed = tmp_path / "one", tmp_path / "two", tmp_path / "resumed"
     fit(one, *three_jobs(), "--trainer.max_steps", "10", "--output.dir", one)
     result = run_lit_nst(

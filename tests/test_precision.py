@@ -29,7 +29,7 @@ def test_an_accelerator_without_a_known_bf16_speed_up_takes_float32():
 
 @pytest.fixture(params=["without", "with"], ids=["a CPU without native bfloat16", "a CPU with native bfloat16"])
 def machine(request, monkeypatch, native_bf16_cpu, plain_cpu) -> str:
-    """A CPU with or without native bfloat16, whichever the suite runs as (--native-bf16); the precision it takes."""
+    """A CPU with native bfloat16 and one without, whichever the suite runs as; the precision each takes."""
     monkeypatch.setenv("LIT_NST_CPUINFO", str({"without": plain_cpu, "with": native_bf16_cpu}[request.param]))
     return {"without": "32-true", "with": "bf16-mixed"}[request.param]
 
@@ -59,6 +59,10 @@ def test_the_run_says_once_which_precision_it_chose_and_why(tmp_path, capfd, mac
     notes = [line for line in result.stderr.splitlines() if line.startswith("lit-nst: precision")]
     assert len(notes) == 1 and notes[0].startswith(f"lit-nst: precision {machine}: "), result.stderr
     assert default_precision("cpu")[1] in notes[0], result.stderr
+    # Lightning's own line on bf16, held back until the run's checks have passed (a refused run prints only its
+    # error), is printed then, once.
+    amp = result.stderr.count("Using bfloat16 Automatic Mixed Precision (AMP)")
+    assert amp == (machine == "bf16-mixed"), result.stderr
 
 
 def test_lightnings_short_names_are_judged_as_what_they_mean():

@@ -19,7 +19,7 @@ from lit_nst.flow import frame_flows, optical_flow, reliable, warp, warping_erro
 from lit_nst.images import image_to_tensor, load_image
 from lit_nst.video import camera_move, is_clip, read_frames, write_clip
 
-from .helpers import bundled, fit, painting, photo, run_lit_nst, run_main
+from .helpers import bundled, ddp, fit, painting, photo, run_lit_nst, run_main
 
 STYLE = ["--data.style", painting("starry_night")]
 # A 48-px clip: the first frame coarse to fine, then a few steps a frame.
@@ -51,6 +51,9 @@ def test_chunks_cover_the_clip_and_cross_fade_over_their_overlap(frames, chunks,
     assert max(lengths) - min(lengths) <= 1 and plan.stages == max(lengths)
     for index in range(1, chunks):  # each later chunk starts `overlap` frames inside the one before
         assert painted[index - 1][1] - painted[index][0] == overlap
+        # and fades in by equal steps over them: 1/3, 2/3 over two frames
+        for step, frame in enumerate(range(painted[index][0], painted[index - 1][1]), 1):
+            assert dict(plan.sources(frame))[index] == pytest.approx(step / (overlap + 1))
     for frame in range(frames):
         sources = plan.sources(frame)
         assert sum(weight for _, weight in sources) == pytest.approx(1.0)
@@ -116,7 +119,7 @@ CHUNKED = [*STYLE, *SHORT, "--data.chunks", "2", "--data.overlap", "1"]
 
 @pytest.fixture(scope="module")
 def chunked(tmp_path_factory, clip) -> StyleTransferCLI:
-    """The clip painted straight in two chunks in one process, for the resumed and the two-process runs to equal.
+    """The clip painted straight in two chunks in one process, for the resumed runs to equal.
     Chunk 0 paints frames 0-3, chunk 1 frames 3-5 (repeating its last while chunk 0 paints on), cross-fading over 3."""
     folder = tmp_path_factory.mktemp("chunked")
     return fit(folder, "--data.content", clip, *CHUNKED, "--output.dir", folder / "out")
@@ -150,23 +153,25 @@ def test_a_resumed_clip_ends_as_a_straight_one_without_painting_a_frame_twice(tm
 
 
 @pytest.mark.slow
-def test_two_processes_paint_the_chunks_of_one_process(tmp_path, clip, chunked):
-    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+def test_two_processes_paint_the_chunks_of_one_process(tmp_path, clip):
+    # Two frames of cross-fade (chunk 0 frames 0-3, chunk 1 frames 2-5): unequal weights, on two ranks.
+    flags = ["--data.content", clip, *STYLE, *SHORT, "--data.chunks", "2", "--data.overlap", "2"]
+    one = tmp_path / "one"
+    fit(one, *flags, "--output.dir", one / "out")
+    two = tmp_path / "two"
     result = run_lit_nst(
         "fit",
-        "--data.content",
-        clip,
-        *CHUNKED,
-        *ddp,
+        *flags,
+        *ddp(2),
         "--trainer.default_root_dir",
-        tmp_path,
+        two,
         "--output.dir",
-        tmp_path / "out",
+        two / "out",
         "--trainer.enable_progress_bar",
         "false",
     )
     assert result.returncode == 0, result.stderr
-    ones, twos = frames_in(Path(chunked.trainer.default_root_dir) / "out"), frames_in(tmp_path / "out")
+    ones, twos = frames_in(one / "out"), frames_in(two / "out")
     assert len(ones) == len(twos) == 6
     for a, b in zip(ones, twos, strict=True):
         assert (a - b).abs().max() <= 2 / 255

