@@ -93,8 +93,10 @@ class NotebookCLI(StyleTransferCLI):
         super().before_fit()
         data, max_steps = self.datamodule, self.trainer.fit_loop.epoch_loop.max_steps
         if data.clip is not None and max_steps < sum(data.steps):  # refused before a step: nothing would be kept
-            raise UsageError(f"max_steps {max_steps} stops the clip before its last frame (it takes {sum(data.steps)} "
-                             "steps): drop max_steps, or lower frame_steps")  # fmt: skip
+            raise UsageError(
+                f"max_steps {max_steps} stops the clip before its last frame (it takes {sum(data.steps)} "
+                "steps): drop max_steps, or lower frame_steps"
+            )
 
 
 def _is_single(images: ImageInput | Sequence[ImageInput]) -> bool:

@@ -75,11 +75,15 @@ class ImageOutput(Callback):
             self._setup_clip(trainer)
             return
         if self.fps is not None:
-            raise UsageError("--output.fps applies to a clip (a video file or a folder of frames), and --data.content "
-                             "is a picture: drop it")  # fmt: skip
+            raise UsageError(
+                "--output.fps applies to a clip (a video file or a folder of frames), and --data.content "
+                "is a picture: drop it"
+            )
         if self.path is not None and Path(self.path).suffix.lower() in WRITABLE_SUFFIXES[:-1]:
-            raise UsageError(f"--output.path {self.path} is a video file, and the content a picture: give an image "
-                             "file name such as stylized.png")  # fmt: skip
+            raise UsageError(
+                f"--output.path {self.path} is a video file, and the content a picture: give an image "
+                "file name such as stylized.png"
+            )
         if self.path is not None:
             if len(jobs) > 1:
                 raise UsageError(f"{len(jobs)} jobs need --output.dir, not --output.path")
@@ -94,19 +98,24 @@ class ImageOutput(Callback):
 
     def _setup_clip(self, trainer: L.Trainer) -> None:
         if self.panel or self.every_n_steps:
-            raise UsageError("--output.panel and --output.every_n_steps are for pictures; a clip's painted frames "
-                             f"are kept in {self.frames_folder(trainer)} as they are done")  # fmt: skip
+            raise UsageError(
+                "--output.panel and --output.every_n_steps are for pictures; a clip's painted frames "
+                f"are kept in {self.frames_folder(trainer)} as they are done"
+            )
         self.paths = [Path(self.path or self.dir or Path(trainer.log_dir or ".") / "stylized.mp4")]
         if self.dir is None:
             check_writable_clip(self.paths[0])
         else:
             # Frames numbered past this clip's, from a longer one, would read as part of it.
             frames = trainer.datamodule.clip.plan.frames
-            beyond = sorted(path.name for path in Path(self.dir).glob("*.png") if path.stem.isdigit()
-                            and int(path.stem) >= frames)  # fmt: skip
+            beyond = sorted(
+                path.name for path in Path(self.dir).glob("*.png") if path.stem.isdigit() and int(path.stem) >= frames
+            )
             if beyond:
-                raise UsageError(f"--output.dir {self.dir} holds frames past this clip's {frames} ({beyond[0]}, ...), "
-                                 "which would read as part of it: give an empty folder")  # fmt: skip
+                raise UsageError(
+                    f"--output.dir {self.dir} holds frames past this clip's {frames} ({beyond[0]}, ...), "
+                    "which would read as part of it: give an empty folder"
+                )
         if trainer.is_global_zero and self.dir is None:
             check_writable(self.paths[0], also=WRITABLE_SUFFIXES)
 
@@ -162,9 +171,12 @@ class ImageOutput(Callback):
                     self.write_clip(trainer)
                 else:
                     done = self._frames_done(trainer, pl_module)
-                    print(f"lit-nst: {done} frame{'s' if done != 1 else ''} of the clip's {clip.plan.frames} painted "
-                          f"so far, in {self.frames_folder(trainer)}; the video is written once the last is: resume "
-                          "with --ckpt_path last", file=sys.stderr)  # fmt: skip
+                    print(
+                        f"lit-nst: {done} frame{'s' if done != 1 else ''} of the clip's {clip.plan.frames} painted "
+                        f"so far, in {self.frames_folder(trainer)}; the video is written once the last is: resume "
+                        "with --ckpt_path last",
+                        file=sys.stderr,
+                    )
             return
         if not trainer.is_global_zero:
             return
@@ -172,8 +184,11 @@ class ImageOutput(Callback):
         for path, image, job in zip(self.paths, pl_module.result(), jobs, strict=True):
             save_image(image, path)
             if self.panel:
-                styles = [("style", job.styles[0])] if len(job.styles) == 1 else [
-                    (f"style {index}", style) for index, style in enumerate(job.styles, 1)]  # fmt: skip
+                styles = (
+                    [("style", job.styles[0])]
+                    if len(job.styles) == 1
+                    else [(f"style {index}", style) for index, style in enumerate(job.styles, 1)]
+                )
                 pictures = [("content", job.content), *styles, ("result", image)]
                 save_image(labelled_panel(pictures, image.shape[-2]), path.with_name(f"{path.stem}_panel.png"))
 
@@ -183,11 +198,19 @@ class ImageOutput(Callback):
         plan, in_progress = data.clip.plan, set()
         if data.scale_index(trainer.global_step) == stage:  # stopped inside a stage: its frames are not done
             frame_stage = stage - len(data.scales) + 1
-            in_progress = {(chunk, frame) for chunk, frame in enumerate(data.frames_at(stage))
-                           if frame_stage >= 0 and plan.paints(chunk, frame_stage)}  # fmt: skip
+            in_progress = {
+                (chunk, frame)
+                for chunk, frame in enumerate(data.frames_at(stage))
+                if frame_stage >= 0 and plan.paints(chunk, frame_stage)
+            }
         # A frame of a cross-fade is done once both chunks have painted it.
-        return sum(all((chunk, frame) not in in_progress and chunk_frame_file(folder, chunk, frame).is_file()
-                       for chunk, _ in plan.sources(frame)) for frame in range(plan.frames))  # fmt: skip
+        return sum(
+            all(
+                (chunk, frame) not in in_progress and chunk_frame_file(folder, chunk, frame).is_file()
+                for chunk, _ in plan.sources(frame)
+            )
+            for frame in range(plan.frames)
+        )
 
     def write_clip(self, trainer: L.Trainer) -> None:
         clip = trainer.datamodule.clip
@@ -201,8 +224,11 @@ class ImageOutput(Callback):
             rate = Fraction(self.fps).limit_denominator(1001)
         audio = clip.path if clip.has_audio else None
         if audio is not None and rate != clip.rate:
-            print(f"lit-nst: the clip is written at {float(rate):g} fps, not its {float(clip.rate):g}: without its "
-                  "sound, which would no longer match", file=sys.stderr)  # fmt: skip
+            print(
+                f"lit-nst: the clip is written at {float(rate):g} fps, not its {float(clip.rate):g}: without its "
+                "sound, which would no longer match",
+                file=sys.stderr,
+            )
             audio = None
         note = write_clip(frames, self.paths[0], rate, audio)
         if note is not None:
@@ -250,8 +276,10 @@ class MetricsTable(Callback):
             title_justify="left",
             caption_justify="left",
         )
-        cells = [[f"{row['ssim']:.3f}", f"{row['psnr']:.2f}", f"{row['style']:,.1f}", f"{row['tv']:.4f}"]
-                 for row in pl_module.quality]  # fmt: skip
+        cells = [
+            [f"{row['ssim']:.3f}", f"{row['psnr']:.2f}", f"{row['style']:,.1f}", f"{row['tv']:.4f}"]
+            for row in pl_module.quality
+        ]
         # In a narrow terminal a long job name (a blend's) folds onto more lines; a number is never cut.
         table.add_column("job", overflow="fold")
         for index, column in enumerate(("SSIM", "PSNR (dB)", "style loss", "TV")):

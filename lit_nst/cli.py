@@ -105,10 +105,16 @@ class StyleTransferCLI(LightningCLI):
         check_same_job(path, record, identity, self._optimizer_name(config))
         if 0 < self.trainer.max_steps <= record["global_step"] and rank_zero_only.rank == 0:
             unfinished_clip = self.datamodule.clip is not None and record["global_step"] < sum(self.datamodule.steps)
-            then = (f"raise it (the clip takes {sum(self.datamodule.steps)} steps) to paint on" if unfinished_clip
-                    else "rewriting the output image")  # fmt: skip
-            print(f"lit-nst: {path} is already at step {record['global_step']} of --trainer.max_steps "
-                  f"{self.trainer.max_steps}: {then}", file=sys.stderr)  # fmt: skip
+            then = (
+                f"raise it (the clip takes {sum(self.datamodule.steps)} steps) to paint on"
+                if unfinished_clip
+                else "rewriting the output image"
+            )
+            print(
+                f"lit-nst: {path} is already at step {record['global_step']} of --trainer.max_steps "
+                f"{self.trainer.max_steps}: {then}",
+                file=sys.stderr,
+            )
 
     def _max_steps(self, asked: int) -> int:
         """The run's length: a coarse-to-fine schedule's sum of steps, else `DEFAULT_MAX_STEPS`; an explicit
@@ -119,12 +125,17 @@ class StyleTransferCLI(LightningCLI):
         if scheduled and asked != scheduled:
             what = "stops the schedule early" if asked < scheduled else "is beyond the schedule's end"
             if rank_zero_only.rank == 0:
-                schedule = ("the clip (--data.steps, then --data.frame_steps a frame)" if self.datamodule.clip else
-                            f"the schedule --data.steps {self.datamodule.steps}")  # fmt: skip
-                print(f"lit-nst: --trainer.max_steps {asked} {what}: {schedule}"
-                      f" takes {scheduled} steps; the run stops at step {min(asked, scheduled)}"
-                      f"{' (resume with --ckpt_path last)' if asked < scheduled else ''}",
-                      file=sys.stderr)  # fmt: skip
+                schedule = (
+                    "the clip (--data.steps, then --data.frame_steps a frame)"
+                    if self.datamodule.clip
+                    else f"the schedule --data.steps {self.datamodule.steps}"
+                )
+                print(
+                    f"lit-nst: --trainer.max_steps {asked} {what}: {schedule}"
+                    f" takes {scheduled} steps; the run stops at step {min(asked, scheduled)}"
+                    f"{' (resume with --ckpt_path last)' if asked < scheduled else ''}",
+                    file=sys.stderr,
+                )
             return min(asked, scheduled)
         return asked
 

@@ -95,8 +95,10 @@ class Clip:
         own = [end - first for first, end in self.plan.spans()]
         # A cross-fade must end before the next one starts: each chunk's own part (the last's: any) spans an overlap.
         if chunks > 1 and (min(own[:-1]) < max(overlap, 1) or own[-1] < 1):
-            raise UsageError(f"--data.overlap {overlap} is longer than a chunk's own part of the clip's {len(images)} "
-                             f"frames ({min(own)}): lower it, or --data.chunks")  # fmt: skip
+            raise UsageError(
+                f"--data.overlap {overlap} is longer than a chunk's own part of the clip's {len(images)} "
+                f"frames ({min(own)}): lower it, or --data.chunks"
+            )
         self.flows: list[tuple[Tensor, Tensor]] = []  # (flow t -> t-1, reliability) for t ≥ 1, by `load_flows`
 
     def frame(self, index: int, size: int | None = None) -> Tensor:
@@ -152,11 +154,16 @@ def chunk_frame_file(folder: Path, chunk: int, frame: int) -> Path:
 def assembled(plan: ChunkPlan, folder: Path) -> Iterator[Tensor]:
     """The clip's frames out of the chunks' results, cross-faded across each overlap: (3, h, w) in [0, 1], one at a
     time (a long clip in float32 would not fit in memory)."""
-    missing = [path for frame in range(plan.frames) for chunk, _ in plan.sources(frame)
-               if not (path := chunk_frame_file(folder, chunk, frame)).is_file()]  # fmt: skip
+    missing = [
+        path
+        for frame in range(plan.frames)
+        for chunk, _ in plan.sources(frame)
+        if not (path := chunk_frame_file(folder, chunk, frame)).is_file()
+    ]
     if missing:  # before the first frame is written
-        raise UsageError(f"{missing[0]} is missing: the frames of an earlier run were removed; run again without "
-                         "--ckpt_path")  # fmt: skip
+        raise UsageError(
+            f"{missing[0]} is missing: the frames of an earlier run were removed; run again without --ckpt_path"
+        )
     for frame in range(plan.frames):
         parts = []
         for chunk, weight in plan.sources(frame):

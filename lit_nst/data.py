@@ -205,25 +205,43 @@ class StyleImages(L.LightningDataModule):
             # first step asks for is ready (a clip keeps one stage's jobs).
             self._clip_jobs(0)
 
-    def _clip(self, contents: list[str], styles: list[str], one_job_per_content: bool, frame_steps: int, chunks: int,
-              overlap: int) -> Clip | None:  # fmt: skip
+    def _clip(
+        self,
+        contents: list[str],
+        styles: list[str],
+        one_job_per_content: bool,
+        frame_steps: int,
+        chunks: int,
+        overlap: int,
+    ) -> Clip | None:
         """The clip to paint, when the content is one (a video file or a folder of frames)."""
         if not any(is_clip(content) for content in contents):
-            given = [f"--data.{name}" for name, value in (("frame_steps", frame_steps), ("chunks", chunks),
-                                                          ("overlap", overlap)) if value is not None]  # fmt: skip
+            given = [
+                f"--data.{name}"
+                for name, value in (("frame_steps", frame_steps), ("chunks", chunks), ("overlap", overlap))
+                if value is not None
+            ]
             if given:
-                raise UsageError(f"{' and '.join(given)} apply to a clip (a video file or a folder of frames), and "
-                                 "--data.content is a picture: drop them")  # fmt: skip
+                raise UsageError(
+                    f"{' and '.join(given)} apply to a clip (a video file or a folder of frames), and "
+                    "--data.content is a picture: drop them"
+                )
             return None
         if len(contents) > 1:
             raise UsageError("a clip is painted on its own: give it as the only --data.content")
         if len(styles) > 1 and not one_job_per_content:
-            raise UsageError("a clip is painted in one style: give one --data.style, or blend several with "
-                             "--data.style_blend")  # fmt: skip
+            raise UsageError(
+                "a clip is painted in one style: give one --data.style, or blend several with --data.style_blend"
+            )
         if frame_steps is not None and frame_steps <= 0:
             raise UsageError(f"--data.frame_steps must be positive, got {frame_steps}")
-        return Clip(Path(contents[0]), self.size, 1 if chunks is None else chunks, 4 if overlap is None else overlap,
-                    self._too_small("content"))  # fmt: skip
+        return Clip(
+            Path(contents[0]),
+            self.size,
+            1 if chunks is None else chunks,
+            4 if overlap is None else overlap,
+            self._too_small("content"),
+        )
 
     def _clip_jobs(self, stage: int) -> list[StyleJob]:
         """Each chunk's job at a stage: the first frame coarse to fine over `scales`, then a frame per stage."""
@@ -237,9 +255,13 @@ class StyleImages(L.LightningDataModule):
         styles = self._styles_at(size)
         contents = [clip.frame(frame, size) for frame in self.frames_at(stage)]
         chunked = clip.plan.chunks > 1
-        return [dataclasses.replace(self._job(clip.path, [Path(s) for s in self.groups[0][1]], content, styles),
-                                    chunk=chunk if chunked else None)
-                for chunk, content in enumerate(contents)]  # fmt: skip
+        return [
+            dataclasses.replace(
+                self._job(clip.path, [Path(s) for s in self.groups[0][1]], content, styles),
+                chunk=chunk if chunked else None,
+            )
+            for chunk, content in enumerate(contents)
+        ]
 
     def _styles_at(self, size: int) -> list[Tensor]:
         if size not in self._styles:
@@ -249,15 +271,26 @@ class StyleImages(L.LightningDataModule):
     def _jobs_at(self, size: int) -> list[StyleJob]:
         contents = {c: self._load(c, "content", size) for c, _ in self.groups}
         styles = {s: self._load(s, "style", round(size * self.style_scale)) for _, group in self.groups for s in group}
-        return [self._job(Path(c), [Path(s) for s in group], contents[c], [styles[s] for s in group])
-                for c, group in self.groups]  # fmt: skip
+        return [
+            self._job(Path(c), [Path(s) for s in group], contents[c], [styles[s] for s in group])
+            for c, group in self.groups
+        ]
 
     def _job(self, content_path: Path, style_paths: list[Path], content: Tensor, styles: list[Tensor]) -> StyleJob:
         shape = image_shape(content)
         masks = [None if path is None else load_mask(path, "style mask", shape) for path in self.style_masks]
         content_mask = None if self.content_mask is None else load_mask(self.content_mask, "content mask", shape)
-        return StyleJob(content_path, style_paths, content, styles, self.blend, list(self.style_masks), masks,
-                        self.content_mask, content_mask)  # fmt: skip
+        return StyleJob(
+            content_path,
+            style_paths,
+            content,
+            styles,
+            self.blend,
+            list(self.style_masks),
+            masks,
+            self.content_mask,
+            content_mask,
+        )
 
     def jobs_at_scale(self, scale_index: int) -> list[StyleJob]:
         """The jobs at a stage: a scale of the schedule, or for a clip, its first frame's scales then its frames."""
@@ -307,8 +340,9 @@ class StyleImages(L.LightningDataModule):
         return self._starts
 
     def _load(self, path: str, role: str, size: int) -> Tensor:
-        return image_to_tensor(resize_longer_side(load_image(path, role), size, f"{role} image {path}",
-                                                  self._too_small(role)))  # fmt: skip
+        return image_to_tensor(
+            resize_longer_side(load_image(path, role), size, f"{role} image {path}", self._too_small(role))
+        )
 
     def _too_small(self, role: str) -> str:
         """What raises a picture that the run's sizes make too small: the flags that set them."""
@@ -320,9 +354,13 @@ class StyleImages(L.LightningDataModule):
 
     def identity(self) -> dict[str, object]:
         """What a checkpoint of these jobs must match to be resumed with them."""
-        identity = {"data.jobs": [job.identity() for job in self.jobs], "data.size": self.size,
-                    "data.style_scale": self.style_scale, "data.scales": self.scales,
-                    "data.steps": self.steps if len(self.steps) > 1 else None}  # fmt: skip
+        identity = {
+            "data.jobs": [job.identity() for job in self.jobs],
+            "data.size": self.size,
+            "data.style_scale": self.style_scale,
+            "data.scales": self.scales,
+            "data.steps": self.steps if len(self.steps) > 1 else None,
+        }
         if self.clip is not None:  # only then: checkpoints of stills written before clips existed still resume
             # The first frame's schedule under the name the user gave it, the later frames' under theirs.
             identity["data.steps"] = self.steps[: len(self.scales)]
@@ -382,8 +420,10 @@ def validated_schedule(
         # Stretching up never merges scales; down, rounding may merge and part them again: the least size from
         # which every size up to the schedule's own keeps them apart.
         least = next(n for n in range(scales[-1], 0, -1) if stretch(scales, n - 1) is None)
-        raise UsageError(f"--data.size {size} is too small for the {len(scales)} scales of --data.scales {scales}: "
-                         f"give --data.size {least} or more, or --data.scales ending at it")  # fmt: skip
+        raise UsageError(
+            f"--data.size {size} is too small for the {len(scales)} scales of --data.scales {scales}: "
+            f"give --data.size {least} or more, or --data.scales ending at it"
+        )
     return stretched, list(steps), f"--data.size {size} stretches --data.scales {list(scales)} to {stretched}"
 
 

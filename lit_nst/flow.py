@@ -26,15 +26,19 @@ def _grey(frame: Tensor) -> np.ndarray:
 def warp(image: Tensor, flow: Tensor, mode: str = "bilinear") -> Tensor:
     """(…, C, h, w) image sampled at p + flow(p): the picture of the flow's source frame seen from its target."""
     height, width = flow.shape[-2:]
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=flow.dtype, device=flow.device),
-                            torch.arange(width, dtype=flow.dtype, device=flow.device), indexing="ij")  # fmt: skip
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=flow.dtype, device=flow.device),
+        torch.arange(width, dtype=flow.dtype, device=flow.device),
+        indexing="ij",
+    )
     # grid_sample's coordinates run from -1 to 1 across the pixel centres (align_corners=True).
     x = (xs + flow[0]) * (2 / max(width - 1, 1)) - 1
     y = (ys + flow[1]) * (2 / max(height - 1, 1)) - 1
     grid = torch.stack((x, y), dim=-1)[None].to(image.dtype)
     batched = image.reshape(-1, *image.shape[-3:])
-    warped = grid_sample(batched, grid.expand(batched.shape[0], -1, -1, -1), mode=mode,
-                         padding_mode="border", align_corners=True)  # fmt: skip
+    warped = grid_sample(
+        batched, grid.expand(batched.shape[0], -1, -1, -1), mode=mode, padding_mode="border", align_corners=True
+    )
     return warped.reshape(image.shape)
 
 

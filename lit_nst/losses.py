@@ -63,10 +63,12 @@ def style_loss(
     With `regions` (per layer, `region_weights` of a mask), G_l(x) is the guided Gram of that region.
     """
     return sum(
-        weight * mean_squared_error(gram(features[name] if regions is None else features[name] * regions[name]),
-                                    target_grams[name])
+        weight
+        * mean_squared_error(
+            gram(features[name] if regions is None else features[name] * regions[name]), target_grams[name]
+        )
         for name, weight in layer_weights.items()
-    )  # fmt: skip
+    )
 
 
 def total_variation(image: Tensor) -> Tensor:

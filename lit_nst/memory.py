@@ -47,8 +47,9 @@ def estimate_run_bytes(
     if window is None:
         per_job = [activation_elements(backbone, height, width) for height, width in active] or [(0, 0)]
     else:  # one block's graph at a time, the largest any job has
-        per_job = [max((activation_elements(backbone, min(h, window), min(w, window)) for h, w in active),
-                       default=(0, 0))]  # fmt: skip
+        per_job = [
+            max((activation_elements(backbone, min(h, window), min(w, window)) for h, w in active), default=(0, 0))
+        ]
         held = sum(3 * h * w * 4 for h, w in active) * 3
     # one canvas holds every job, at the largest height and width (see lit_nst.canvas)
     canvas = len(shapes) * 3 * max(h for h, _ in shapes) * max(w for _, w in shapes) * 4
@@ -123,8 +124,11 @@ def estimate_fit_bytes(
     activation_bytes = 2 if precision in ("bf16-mixed", "16-mixed", "bf16-true", "16-true") else 4
     jobwise = isinstance(optimizer, JobwiseLBFGS)
     tensors = estimate_run_bytes(backbone, shapes, vectors, activation_bytes, jobwise, rank_jobs, window)
-    targets = sum(backbone.channels[name] * (h // backbone.strides[name]) * (w // backbone.strides[name]) * 4
-                  for h, w in shapes for name in content_layers)  # fmt: skip
+    targets = sum(
+        backbone.channels[name] * (h // backbone.strides[name]) * (w // backbone.strides[name]) * 4
+        for h, w in shapes
+        for name in content_layers
+    )
     return tensors + targets + runtime_overhead_bytes(device)
 
 

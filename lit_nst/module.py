@@ -142,8 +142,14 @@ class StyleTransfer(L.LightningModule):
                 "(--optimizer.lr) or the style weight (--model.style_weight); the last good checkpoint and "
                 "image were kept"
             )
-        self.log_dict({**losses, "loss/total": total}, prog_bar=True, on_step=True, on_epoch=False,
-                      sync_dist=distributed and not self.shares_jobs, reduce_fx="sum")  # fmt: skip
+        self.log_dict(
+            {**losses, "loss/total": total},
+            prog_bar=True,
+            on_step=True,
+            on_epoch=False,
+            sync_dist=distributed and not self.shares_jobs,
+            reduce_fx="sum",
+        )
         # DDP averages gradients over ranks; a job lives on one rank, so undo the division by world size
         # (shared blocks leave the whole gradient on every rank already).
         return total * (self.optimizer_loss_scale * (1 if self.shares_jobs else self.trainer.world_size))
@@ -174,8 +180,8 @@ class StyleTransfer(L.LightningModule):
             # Filled in place, not replaced: LightningCLI builds `--optimizer` before `setup`, holding this
             # very Parameter object. One canvas for all jobs, whatever their shapes (see lit_nst.canvas).
             seeds = [job_seed(torch.initial_seed(), job.identity()) if self.init == "noise" else 0 for job in jobs]
-            starts = [initial_image(self.init, content, seed) for content, seed in zip(
-                [content_as_seen(job.content, self.hparams.color) for job in jobs], seeds, strict=True)]  # fmt: skip
+            seen = [content_as_seen(job.content, self.hparams.color) for job in jobs]
+            starts = [initial_image(self.init, content, seed) for content, seed in zip(seen, seeds, strict=True)]
             self.target.data = pad_stack(starts, self.canvas_shape)
 
     def _jobs(self) -> list:
@@ -197,15 +203,23 @@ class StyleTransfer(L.LightningModule):
         jobs = self._jobs()
         working = [content_as_seen(job.content, self.hparams.color).to(self.device) for job in jobs]
         canvas = self.canvas_shape
-        self.register_buffer("original_contents", pad_stack([job.content for job in jobs], canvas).to(self.device),
-                             persistent=False)  # fmt: skip
+        self.register_buffer(
+            "original_contents", pad_stack([job.content for job in jobs], canvas).to(self.device), persistent=False
+        )
         has_content_mask = jobs[0].content_mask is not None
-        self.register_buffer("content_masks", pad_stack([job.content_mask for job in jobs], canvas).to(self.device)
-                             if has_content_mask else None, persistent=False)  # fmt: skip
-        self.register_buffer("kept_contents", pad_stack(working, canvas) if has_content_mask else None,
-                             persistent=False)  # fmt: skip
-        regions = [job.regions([style_as_seen(style.to(self.device), job.content.to(self.device), self.hparams.color)
-                                for style in job.styles]) for job in jobs]  # fmt: skip
+        self.register_buffer(
+            "content_masks",
+            pad_stack([job.content_mask for job in jobs], canvas).to(self.device) if has_content_mask else None,
+            persistent=False,
+        )
+        self.register_buffer(
+            "kept_contents", pad_stack(working, canvas) if has_content_mask else None, persistent=False
+        )
+        regions = []
+        for job in jobs:
+            content = job.content.to(self.device)
+            styles = [style_as_seen(style.to(self.device), content, self.hparams.color) for style in job.styles]
+            regions.append(job.regions(styles))
         self.evaluate.set_targets(working, regions)
         optimizer = self.optimizers().optimizer
         if isinstance(optimizer, JobwiseLBFGS):
@@ -244,12 +258,28 @@ class StyleTransfer(L.LightningModule):
         """This rank's block size and peak bytes at the output size (lit_nst.memory), the same on every rank."""
         trainer, data = self.trainer, self.trainer.datamodule
         shapes = [job.shape for job in data.jobs]
-        estimate = fit_estimate(self.objective, shapes, data.rank_job_ids().tolist(), trainer.world_size, optimizer,
-                                trainer.max_steps, str(trainer.precision), self.device)  # fmt: skip
+        estimate = fit_estimate(
+            self.objective,
+            shapes,
+            data.rank_job_ids().tolist(),
+            trainer.world_size,
+            optimizer,
+            trainer.max_steps,
+            str(trainer.precision),
+            self.device,
+        )
         # DDP processes on a CPU share the machine's memory; on GPUs each has its own device.
         processes = trainer.num_devices if self.device.type == "cpu" else 1
-        settings = (self.objective, shapes, trainer.world_size, estimate, processes, free_bytes(self.device), data.size,
-                    optimizer.defaults.get("history_size"))  # fmt: skip
+        settings = (
+            self.objective,
+            shapes,
+            trainer.world_size,
+            estimate,
+            processes,
+            free_bytes(self.device),
+            data.size,
+            optimizer.defaults.get("history_size"),
+        )
         plan = plan_memory(self.hparams.tile_size, *settings)
         if trainer.world_size > 1:  # each rank read its own free memory: all walk rank 0's blocks, each checks them
             plan = plan_memory(trainer.strategy.broadcast(plan.tile_size), *settings)
@@ -270,8 +300,9 @@ class StyleTransfer(L.LightningModule):
     def on_train_start(self) -> None:
         changed = apply_settings(self.optimizers().optimizer, self.optimizer_settings)
         if changed and self.trainer.is_global_zero:
-            said = ", ".join(f"--optimizer.{key} {now} (the checkpoint's was {before})"
-                             for key, (before, now) in changed.items())  # fmt: skip
+            said = ", ".join(
+                f"--optimizer.{key} {now} (the checkpoint's was {before})" for key, (before, now) in changed.items()
+            )
             print(f"lit-nst: resuming with {said}", file=sys.stderr)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:

@@ -119,8 +119,10 @@ class StyleObjective(nn.Module):
     def _region_targets(self, region: StyleRegion, shape: tuple[int, int], grams: Callable) -> RegionTargets:
         per_style = [grams(style.unsqueeze(0)) for style in region.styles]
         # A blend of styles is the weighted sum of their Grams (Gatys et al. 2017).
-        blended = {name: sum(weight * g[name] for weight, g in zip(region.blend, per_style, strict=True))
-                   for name in self.style_layers}  # fmt: skip
+        blended = {
+            name: sum(weight * g[name] for weight, g in zip(region.blend, per_style, strict=True))
+            for name in self.style_layers
+        }
         if region.mask is None:
             return RegionTargets(blended, None)
         # The region at each layer's resolution: the fraction of each feature's cell inside it.

@@ -38,8 +38,12 @@ class JobwiseLBFGS(torch.optim.Optimizer):
             tolerance_grad: a job whose largest gradient entry is below this stops moving.
             tolerance_change: a job whose step would change no entry by more than this stops moving.
         """
-        defaults = {"lr": lr, "history_size": history_size, "tolerance_grad": tolerance_grad,
-                    "tolerance_change": tolerance_change}  # fmt: skip
+        defaults = {
+            "lr": lr,
+            "history_size": history_size,
+            "tolerance_grad": tolerance_grad,
+            "tolerance_change": tolerance_change,
+        }
         super().__init__(params, defaults)
         if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
             raise ValueError("JobwiseLBFGS optimises exactly one parameter, the stacked target images")

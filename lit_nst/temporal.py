@@ -36,8 +36,9 @@ class TemporalTerm(nn.Module):
         return difference.flatten(1).sum(1) / (3 * self.pixels[rows])
 
     @torch.no_grad()
-    def next_frames(self, canvas: Tensor, picture: Tensor, shapes: list[tuple[int, int]],
-                    flows: list[tuple[Tensor, Tensor] | None]) -> Tensor:  # fmt: skip
+    def next_frames(
+        self, canvas: Tensor, picture: Tensor, shapes: list[tuple[int, int]], flows: list[tuple[Tensor, Tensor] | None]
+    ) -> Tensor:
         """The target `canvas` with each job's picture warped along its flow into its next frame, to start from;
         the warped `picture` (the canvas as the network sees it, a content mask's photo in place) becomes the
         term's target. A job whose flow is None stays where it is (a chunk that has painted its last frame)."""

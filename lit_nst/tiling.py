@@ -53,8 +53,10 @@ class Block(NamedTuple):
         rows = (top // stride, height // stride if bottom == height else bottom // stride)
         columns = (left // stride, width // stride if right == width else right // stride)
         rows_here, columns_here = window_top // stride, window_left // stride
-        local = (slice(rows[0] - rows_here, rows[1] - rows_here), slice(columns[0] - columns_here,
-                                                                         columns[1] - columns_here))  # fmt: skip
+        local = (
+            slice(rows[0] - rows_here, rows[1] - rows_here),
+            slice(columns[0] - columns_here, columns[1] - columns_here),
+        )
         return local, (slice(*rows), slice(*columns))
 
 
@@ -72,9 +74,14 @@ Box = tuple[int, int, int, int]  # top, bottom, left, right
 def block_windows(shape: tuple[int, int], tile: int, stride: int, halo: int) -> list[tuple[Box, Box]]:
     """Each block's (inner, window) as (top, bottom, left, right): its pieces of the picture, and with the halo."""
     height, width = shape
-    return [((top, bottom, left, right), (max(top - halo, 0), min(bottom + halo, height),
-                                          max(left - halo, 0), min(right + halo, width)))
-            for top, bottom in spans(height, tile, stride) for left, right in spans(width, tile, stride)]  # fmt: skip
+    return [
+        (
+            (top, bottom, left, right),
+            (max(top - halo, 0), min(bottom + halo, height), max(left - halo, 0), min(right + halo, width)),
+        )
+        for top, bottom in spans(height, tile, stride)
+        for left, right in spans(width, tile, stride)
+    ]
 
 
 class BlockWalk:
@@ -96,8 +103,10 @@ class BlockWalk:
         counts = [len(self.blocks(shape)) for shape in shapes]
         count = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
         shared = f", shared by {self.share.world} processes" if self.shares_jobs else ""
-        return (f"objective evaluated in blocks of at most {self.tile_size} px with a halo of {self.halo} px "
-                f"({count} per picture at the output size{shared})")  # fmt: skip
+        return (
+            f"objective evaluated in blocks of at most {self.tile_size} px with a halo of {self.halo} px "
+            f"({count} per picture at the output size{shared})"
+        )
 
     def blocks(self, shape: tuple[int, int]) -> list[Block]:
         key = (tuple(shape), self.tile_size, self.stride, self.halo)
@@ -141,19 +150,27 @@ class BlockWalk:
                     for name in objective.style_layers:
                         region_sums[name] += gram_sum(self._owned(features, name, block, region.weights))
         content, sums = self._summed_over_ranks(content, sums)
-        grams = [{name: total / self._positions(name, image) for name, total in region_sums.items()}
-                 for region_sums in sums]  # fmt: skip
-        style = sum(weight * mean_squared_error(region_grams[name], region.grams[name])
-                    for region, region_grams in zip(targets.regions, grams, strict=True)
-                    for name, weight in objective.style_layers.items())  # fmt: skip
+        grams = [
+            {name: total / self._positions(name, image) for name, total in region_sums.items()} for region_sums in sums
+        ]
+        style = sum(
+            weight * mean_squared_error(region_grams[name], region.grams[name])
+            for region, region_grams in zip(targets.regions, grams, strict=True)
+            for name, weight in objective.style_layers.items()
+        )
         if not wants_gradient:
             return content, style, None
         # Pass 2: each block backpropagates, from the positions it owns, d(total)/dG applied to its own F Fᵀ.
         # d/dG of style_weight · w · mean((G − T)²) is style_weight · w · 2 (G − T) / C².
-        pulls = [{name: objective.style_weight * weight * 2.0 * (region_grams[name] - region.grams[name])
-                  / (region_grams[name].shape[-1] ** 2 * self._positions(name, image))
-                  for name, weight in objective.style_layers.items()}
-                 for region, region_grams in zip(targets.regions, grams, strict=True)]  # fmt: skip
+        # The pull on a block's F Fᵀ sums (not averages) over positions, so the Gram's 1/N moves into it too.
+        pulls = []
+        for region, region_grams in zip(targets.regions, grams, strict=True):
+            pull = {}
+            for name, weight in objective.style_layers.items():
+                gram, target = region_grams[name], region.grams[name]
+                scale = objective.style_weight * weight * 2.0 / (gram.shape[-1] ** 2 * self._positions(name, image))
+                pull[name] = scale * (gram - target)
+            pulls.append(pull)
         gradients = torch.zeros_like(image)
         for block in blocks:
             window = block.read(image).detach().requires_grad_()
@@ -306,9 +323,18 @@ def fit_estimate(
     def estimate(tile_size: int, history: int | None, scale: float = 1.0) -> int:
         jobs = list(range(len(shapes))) if tile_size and world > 1 else rank_jobs
         scaled = [(max(1, round(h * scale)), max(1, round(w * scale))) for h, w in shapes]
-        return estimate_fit_bytes(objective.backbone, scaled, jobs, optimizer, max_steps, precision, device,
-                                  list(objective.content_layers), tile_size + 2 * halo if tile_size else None,
-                                  history)  # fmt: skip
+        return estimate_fit_bytes(
+            objective.backbone,
+            scaled,
+            jobs,
+            optimizer,
+            max_steps,
+            precision,
+            device,
+            list(objective.content_layers),
+            tile_size + 2 * halo if tile_size else None,
+            history,
+        )
 
     return estimate
 

@@ -86,14 +86,18 @@ def _decode(path: Path, resize: Resize) -> tuple[list[Image.Image], Fraction | N
 def check_writable_clip(path: Path) -> None:
     """Before any work: a clip that could not be written would be found out only after the last frame."""
     if path.suffix.lower() not in WRITABLE_SUFFIXES:
-        raise UsageError(f"cannot write a clip as {path.name}: use one of {', '.join(WRITABLE_SUFFIXES)}, "
-                         "or --output.dir for a folder of frames")  # fmt: skip
+        raise UsageError(
+            f"cannot write a clip as {path.name}: use one of {', '.join(WRITABLE_SUFFIXES)}, "
+            "or --output.dir for a folder of frames"
+        )
     if path.suffix.lower() != ".gif":
         try:
             av.codec.Codec(H264, "w")
         except ValueError:  # a PyAV built against an FFmpeg without x264
-            raise UsageError(f"cannot write {path.name}: this PyAV's FFmpeg has no H.264 encoder ({H264}); write a "
-                             ".gif, or --output.dir for a folder of frames") from None  # fmt: skip
+            raise UsageError(
+                f"cannot write {path.name}: this PyAV's FFmpeg has no H.264 encoder ({H264}); write a "
+                ".gif, or --output.dir for a folder of frames"
+            ) from None
 
 
 # What each container takes as it is (FFmpeg's muxers); another codec would need re-encoding.
@@ -110,8 +114,9 @@ def write_clip(frames: Iterable[Tensor], path: Path, rate: Fraction, audio_from:
     if path.suffix.lower() == ".gif":
         images = [tensor_to_image(frame) for frame in frames]
         with atomic_file(path) as stream:
-            images[0].save(stream, format="GIF", save_all=True, append_images=images[1:],
-                           duration=10 * gif_delay(rate), loop=0)  # fmt: skip
+            images[0].save(
+                stream, format="GIF", save_all=True, append_images=images[1:], duration=10 * gif_delay(rate), loop=0
+            )
         return None if audio_from is None else "a GIF has no sound: the clip's was left out"
     first = next(frames)
     note = None
@@ -127,8 +132,10 @@ def write_clip(frames: Iterable[Tensor], path: Path, rate: Fraction, audio_from:
             audio = source.streams.audio[0] if source is not None and source.streams.audio else None
             fits = AUDIO_CODECS.get(_container_format(path))
             if audio is not None and fits is not None and audio.codec_context.name not in fits:
-                note = (f"{path.suffix} cannot hold the clip's {audio.codec_context.name} sound as it is: written "
-                        "without it (.mkv keeps it)")  # fmt: skip
+                note = (
+                    f"{path.suffix} cannot hold the clip's {audio.codec_context.name} sound as it is: written "
+                    "without it (.mkv keeps it)"
+                )
                 audio = None
             copied = output.add_stream_from_template(audio) if audio is not None else None
             for frame in itertools.chain([first], frames):
