@@ -47,13 +47,32 @@ def measure_one(size: int, precision: str, compile_backbone: bool) -> dict:
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as folder:
         cli = cli_main(
-            ["--data.content", str(ASSETS / "astronaut.jpg"), "--data.style", str(ASSETS / "starry_night.jpg"),
-             "--data.size", str(size), "--trainer.precision", precision, "--model.compile", str(compile_backbone),
-             "--model.style_weight", "50", "--trainer.max_steps", str(STEPS + WARMUP),
-             "--trainer.default_root_dir", folder, "--output.path", f"{folder}/out.png",
-             "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"],
+            [
+                "--data.content",
+                str(ASSETS / "astronaut.jpg"),
+                "--data.style",
+                str(ASSETS / "starry_night.jpg"),
+                "--data.size",
+                str(size),
+                "--trainer.precision",
+                precision,
+                "--model.compile",
+                str(compile_backbone),
+                "--model.style_weight",
+                "50",
+                "--trainer.max_steps",
+                str(STEPS + WARMUP),
+                "--trainer.default_root_dir",
+                folder,
+                "--output.path",
+                f"{folder}/out.png",
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.logger",
+                "false",
+            ],
             run=False,
-        )  # fmt: skip
+        )
         weights = sum(b.numel() * b.element_size() for b in cli.model.objective.backbone.buffers())
         # Baseline once the model exists; the peak of loading the weight file is not the run's.
         rss_before = reset_peak_rss()
@@ -163,10 +182,16 @@ def main() -> None:
         size, precision, compile_backbone = int(args.child[0]), args.child[1], args.child[2] == "True"
         print(json.dumps(measure_one(size, precision, compile_backbone)))
         return
-    lines = [f"Machine: {machine()}", "", "VGG19 (caffe weights), JobwiseLBFGS, one job, "
-             f"{STEPS} timed steps after {WARMUP} warm-up steps; each row a fresh process.", "",
-             "Peak memory: on CUDA the allocator's peak; on the CPU the growth of the process's resident memory "
-             "during fit (freed heap handed back first, so reused memory counts), plus the weights.", ""]  # fmt: skip
+    lines = [
+        f"Machine: {machine()}",
+        "",
+        "VGG19 (caffe weights), JobwiseLBFGS, one job, "
+        f"{STEPS} timed steps after {WARMUP} warm-up steps; each row a fresh process.",
+        "",
+        "Peak memory: on CUDA the allocator's peak; on the CPU the growth of the process's resident memory "
+        "during fit (freed heap handed back first, so reused memory counts), plus the weights.",
+        "",
+    ]
     print("\n".join(lines))
     if torch.cuda.is_available():
         sizes = [512, 1024, 2048, 4096]

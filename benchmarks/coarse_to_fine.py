@@ -31,10 +31,24 @@ def run(args: list[str]) -> tuple[float, float, torch.Tensor, object]:
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         cli = cli_main(
-            ["fit", "--config", str(REPO / "configs/gatys.yaml"), *PAIR, *args, "--trainer.default_root_dir", folder,
-             "--output.path", f"{folder}/out.png", "--trainer.enable_progress_bar", "false",
-             "--trainer.logger", "false", "--trainer.limit_val_batches", "0"]
-        )  # fmt: skip
+            [
+                "fit",
+                "--config",
+                str(REPO / "configs/gatys.yaml"),
+                *PAIR,
+                *args,
+                "--trainer.default_root_dir",
+                folder,
+                "--output.path",
+                f"{folder}/out.png",
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.logger",
+                "false",
+                "--trainer.limit_val_batches",
+                "0",
+            ]
+        )
         return time.perf_counter() - start, LOOP_SECONDS.pop(), cli.model.result()[0], cli
 
 
@@ -63,13 +77,20 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="also write the table into BENCHMARKS.md")
     args = parser.parse_args()
     size = str(args.size)
-    runs = [(f"single scale {size}", str(steps), ["--data.size", size, "--trainer.max_steps", str(steps)])
-            for steps in args.single]  # fmt: skip
+    runs = [
+        (f"single scale {size}", str(steps), ["--data.size", size, "--trainer.max_steps", str(steps)])
+        for steps in args.single
+    ]
     for schedule in args.schedules:
         scales = [part.split(":")[0] for part in schedule.split(",")]
         steps = [part.split(":")[1] for part in schedule.split(",")]
-        runs.append((" → ".join(scales), " + ".join(steps), ["--data.scales", f"[{','.join(scales)}]",
-                                                            "--data.steps", f"[{','.join(steps)}]"]))  # fmt: skip
+        runs.append(
+            (
+                " → ".join(scales),
+                " + ".join(steps),
+                ["--data.scales", f"[{','.join(scales)}]", "--data.steps", f"[{','.join(steps)}]"],
+            )
+        )
     rows, objective, reference = [], None, None
     for name, steps, flags in runs:
         seconds, loop, image, cli = run(flags)
@@ -83,12 +104,14 @@ def main() -> None:
             f"{loop / reference[1]:.2f} | {total / reference[2]:.3f} |"
         )
         print(rows[-1], flush=True)
-    table = "\n".join([
-        f"| run | steps | command s | loop s | objective at {args.size} px | command time ratio | loop time ratio | "
-        "objective ratio |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        *rows,
-    ])  # fmt: skip
+    table = "\n".join(
+        [
+            f"| run | steps | command s | loop s | objective at {args.size} px | command time ratio "
+            "| loop time ratio | objective ratio |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            *rows,
+        ]
+    )
     print(table)
     if args.write:
         command = " ".join(["python benchmarks/coarse_to_fine.py", *sys.argv[1:]])

@@ -35,8 +35,14 @@ def demo_command() -> list[str]:
 
 
 def timed(args: list[str], output: Path, root: Path) -> float:
-    command = [str(REPO / ".venv/bin/lit-nst"), *args, "--trainer.default_root_dir", str(root),
-               "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    command = [
+        str(REPO / ".venv/bin/lit-nst"),
+        *args,
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     command = [word if word != args[args.index("--output.path") + 1] else str(output) for word in command]
     start = time.perf_counter()
     subprocess.run(command, cwd=REPO, check=True, capture_output=True)
@@ -45,8 +51,20 @@ def timed(args: list[str], output: Path, root: Path) -> float:
 
 def objective_of(images: list[Path]) -> list[float]:
     """Each picture's total under one float32 gatys.yaml objective, with targets at 512 px."""
-    cli = cli_main([*OLD_DEMO, "--data.size", "512", "--trainer.max_steps", "0", "--trainer.logger", "false",
-                    "--trainer.enable_checkpointing", "false"], run=False)  # fmt: skip
+    cli = cli_main(
+        [
+            *OLD_DEMO,
+            "--data.size",
+            "512",
+            "--trainer.max_steps",
+            "0",
+            "--trainer.logger",
+            "false",
+            "--trainer.enable_checkpointing",
+            "false",
+        ],
+        run=False,
+    )
     job = cli.datamodule.jobs[0]
     cli.model.objective.set_targets([job.content], [job.style])
     with torch.no_grad():
@@ -80,9 +98,11 @@ def main() -> None:
     ]
     print("\n".join(rows))
     if args.write:
-        body = (f"Machine: {machine()}\n\n`python benchmarks/demo.py {' '.join(sys.argv[1:])}` (astronaut × Starry "
-                f"Night; each a fresh process, start-up included; the pictures side by side in "
-                f"outputs/demo_comparison.png):\n\n" + "\n".join(rows))  # fmt: skip
+        body = (
+            f"Machine: {machine()}\n\n`python benchmarks/demo.py {' '.join(sys.argv[1:])}` (astronaut × Starry "
+            f"Night; each a fresh process, start-up included; the pictures side by side in "
+            f"outputs/demo_comparison.png):\n\n" + "\n".join(rows)
+        )
         write_section(REPO / "BENCHMARKS.md", "Demo", body)
 
 

@@ -61,13 +61,32 @@ def lit_nst_seconds_per_step(size: int, steps: int) -> float:
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as folder:
         cli = cli_main(
-            ["--data.content", str(CONTENT), "--data.style", str(STYLE), "--data.size", str(size),
-             "--model.style_weight", "50", "--optimizer", "LBFGS", "--optimizer.lr", "1",
-             "--optimizer.max_iter", "1", "--optimizer.history_size", "100",
-             "--trainer.max_steps", str(steps + WARMUP), "--trainer.default_root_dir", folder,
-             "--output.path", f"{folder}/out.png"],
+            [
+                "--data.content",
+                str(CONTENT),
+                "--data.style",
+                str(STYLE),
+                "--data.size",
+                str(size),
+                "--model.style_weight",
+                "50",
+                "--optimizer",
+                "LBFGS",
+                "--optimizer.lr",
+                "1",
+                "--optimizer.max_iter",
+                "1",
+                "--optimizer.history_size",
+                "100",
+                "--trainer.max_steps",
+                str(steps + WARMUP),
+                "--trainer.default_root_dir",
+                folder,
+                "--output.path",
+                f"{folder}/out.png",
+            ],
             run=False,
-        )  # fmt: skip
+        )
         cli.trainer.callbacks.append(timer)
         cli.trainer.fit(cli.model, cli.datamodule)
     timed = timer.ends[WARMUP - 1 :]

@@ -36,13 +36,34 @@ STEPS, WARMUP = 5, 2
 def fit(content: str, style: str, size: int, precision: str, steps: int, timer: StepTimer | None = None):
     with tempfile.TemporaryDirectory() as folder:
         cli = cli_main(
-            ["--config", str(REPO / "configs/gatys.yaml"), "--data.content", str(ASSETS / f"{content}.jpg"),
-             "--data.style", str(ASSETS / f"{style}.jpg"), "--data.size", str(size), "--trainer.precision", precision,
-             "--trainer.max_steps", str(steps), "--trainer.default_root_dir", folder, "--output.path",
-             f"{folder}/out.png", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
-             "--trainer.limit_val_batches", "0", "--trainer.enable_checkpointing", "false"],
+            [
+                "--config",
+                str(REPO / "configs/gatys.yaml"),
+                "--data.content",
+                str(ASSETS / f"{content}.jpg"),
+                "--data.style",
+                str(ASSETS / f"{style}.jpg"),
+                "--data.size",
+                str(size),
+                "--trainer.precision",
+                precision,
+                "--trainer.max_steps",
+                str(steps),
+                "--trainer.default_root_dir",
+                folder,
+                "--output.path",
+                f"{folder}/out.png",
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.logger",
+                "false",
+                "--trainer.limit_val_batches",
+                "0",
+                "--trainer.enable_checkpointing",
+                "false",
+            ],
             run=False,
-        )  # fmt: skip
+        )
         if timer is not None:
             cli.trainer.callbacks.append(timer)
         cli.trainer.fit(cli.model, cli.datamodule)
@@ -90,8 +111,9 @@ def objective_table(size: int, steps: int, default: str) -> list[str]:
         with torch.no_grad():
             totals = {precision: judge([image]).total.item() for precision, image in results.items()}
         difference = totals[default] / totals["32-true"] - 1
-        rows.append(f"| {content} × {style} | {totals['32-true']:,.0f} | {totals[default]:,.0f} | "
-                    f"{100 * difference:+.2f} % |")  # fmt: skip
+        rows.append(
+            f"| {content} × {style} | {totals['32-true']:,.0f} | {totals[default]:,.0f} | {100 * difference:+.2f} % |"
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -117,8 +139,10 @@ def channels_last_rows(size: int, precision: str, repeats: int) -> list[str]:
                     total = objective(target).total.sum()
                 total.backward()
                 best[name] = min(best[name], time.perf_counter() - start)
-    rows = [f"| {precision}, {size} px, {name} | {seconds:.3f} | {seconds / best['contiguous']:.2f}x |"
-            for name, seconds in best.items()]  # fmt: skip
+    rows = [
+        f"| {precision}, {size} px, {name} | {seconds:.3f} | {seconds / best['contiguous']:.2f}x |"
+        for name, seconds in best.items()
+    ]
     print("\n".join(rows), flush=True)
     return rows
 
@@ -137,20 +161,28 @@ def main() -> None:
         return
     default, why = default_precision("cpu")
     flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "bf16"})
-    lines = [f"Machine: {machine()}; CPU flags of note: {', '.join(flags) or 'none'}",
-             f"Default precision here: {default} ({why}).", "",
-             f"`python benchmarks/precision.py {' '.join(sys.argv[1:])}` (configs/gatys.yaml, astronaut × Starry "
-             f"Night; {STEPS} timed steps after {WARMUP} warm-up steps, each run a fresh process):", ""]  # fmt: skip
+    lines = [
+        f"Machine: {machine()}; CPU flags of note: {', '.join(flags) or 'none'}",
+        f"Default precision here: {default} ({why}).",
+        "",
+        f"`python benchmarks/precision.py {' '.join(sys.argv[1:])}` (configs/gatys.yaml, astronaut × Starry "
+        f"Night; {STEPS} timed steps after {WARMUP} warm-up steps, each run a fresh process):",
+        "",
+    ]
     print("\n".join(lines), flush=True)
     lines += [*step_table(args.size, args.repeats, default == "bf16-mixed"), ""]
     print("\n".join(lines[-6:]), flush=True)
     if default == "bf16-mixed":
         lines += [f"Objective of the written image after {args.steps} steps at {args.objective_size} px:", ""]
         lines += [*objective_table(args.objective_size, args.steps, default), ""]
-    lines += ["Memory layout: the objective's forward and backward, best of 3 × repeats:", "",
-              "| precision, size, layout | best s | against contiguous |", "| --- | ---: | ---: |",
-              *channels_last_rows(args.objective_size, "32-true", args.repeats),
-              *channels_last_rows(args.size, "bf16-mixed", args.repeats)]  # fmt: skip
+    lines += [
+        "Memory layout: the objective's forward and backward, best of 3 × repeats:",
+        "",
+        "| precision, size, layout | best s | against contiguous |",
+        "| --- | ---: | ---: |",
+        *channels_last_rows(args.objective_size, "32-true", args.repeats),
+        *channels_last_rows(args.size, "bf16-mixed", args.repeats),
+    ]
     print("\n".join(lines), flush=True)
     if args.write:
         write_section(REPO / "BENCHMARKS.md", "Precision", "\n".join(lines))

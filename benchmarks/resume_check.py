@@ -23,10 +23,26 @@ OPTIMIZERS = {
 
 def run(root: Path, size: int, steps: int, optimizer: list[str], *extra: str) -> None:
     cli_main(
-        ["fit", "--data.content", str(ASSETS / "astronaut.jpg"), "--data.style", str(ASSETS / "starry_night.jpg"),
-         "--data.size", str(size), "--trainer.max_steps", str(steps), "--trainer.default_root_dir", str(root),
-         "--trainer.enable_progress_bar", "false", "--output.path", str(root / "out.png"), *optimizer, *extra]
-    )  # fmt: skip
+        [
+            "fit",
+            "--data.content",
+            str(ASSETS / "astronaut.jpg"),
+            "--data.style",
+            str(ASSETS / "starry_night.jpg"),
+            "--data.size",
+            str(size),
+            "--trainer.max_steps",
+            str(steps),
+            "--trainer.default_root_dir",
+            str(root),
+            "--trainer.enable_progress_bar",
+            "false",
+            "--output.path",
+            str(root / "out.png"),
+            *optimizer,
+            *extra,
+        ]
+    )
 
 
 def main() -> None:

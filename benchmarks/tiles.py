@@ -37,13 +37,36 @@ def child(size: int, tile_size: str, steps: int) -> dict:
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as folder:
         cli = cli_main(
-            ["--data.content", str(ASSETS / "chelsea.jpg"), "--data.style", str(ASSETS / "starry_night.jpg"),
-             "--data.size", str(size), "--trainer.precision", "32-true", "--model.tile_size", tile_size,
-             "--optimizer.history_size", "10", "--trainer.max_steps", str(steps), "--trainer.default_root_dir", folder,
-             "--output.path", f"{folder}/out.png", "--trainer.enable_progress_bar", "false", "--trainer.logger",
-             "false", "--trainer.limit_val_batches", "0", "--trainer.enable_checkpointing", "false"],
+            [
+                "--data.content",
+                str(ASSETS / "chelsea.jpg"),
+                "--data.style",
+                str(ASSETS / "starry_night.jpg"),
+                "--data.size",
+                str(size),
+                "--trainer.precision",
+                "32-true",
+                "--model.tile_size",
+                tile_size,
+                "--optimizer.history_size",
+                "10",
+                "--trainer.max_steps",
+                str(steps),
+                "--trainer.default_root_dir",
+                folder,
+                "--output.path",
+                f"{folder}/out.png",
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.logger",
+                "false",
+                "--trainer.limit_val_batches",
+                "0",
+                "--trainer.enable_checkpointing",
+                "false",
+            ],
             run=False,
-        )  # fmt: skip
+        )
         cli.trainer.callbacks.append(timer)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
@@ -65,7 +88,7 @@ def child(size: int, tile_size: str, steps: int) -> dict:
             if torch.cuda.is_available()
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         )
-        / GIB,  # fmt: skip
+        / GIB,
     }
 
 
@@ -105,8 +128,10 @@ def main() -> None:
         return
 
     peak = "peak GiB (CUDA allocator)" if torch.cuda.is_available() else "peak RSS GiB"
-    rows = [f"| size | run | blocks | first step s | s/step | vs untiled | {peak} | estimate GiB |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    rows = [
+        f"| size | run | blocks | first step s | s/step | vs untiled | {peak} | estimate GiB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for size in args.sizes:
         tile = str(min(1024, size // 32 * 16))
         steps = 4 if size <= 1024 else 2
@@ -117,25 +142,30 @@ def main() -> None:
                 rows.append(f"| {size} | {name} | | | | | | {result['error']} |")
                 continue
             ratio = f"{result['step_s'] / untiled['step_s']:.2f}x" if "error" not in untiled else ""
-            rows.append(f"| {'x'.join(map(str, result['shape']))} | {name} | {result['blocks']} | "
-                        f"{result['first_step_s']:.2f} | {result['step_s']:.2f} | {ratio} | {result['peak_gib']:.2f} | "
-                        f"{result['estimate_gib']:.2f} |")  # fmt: skip
+            rows.append(
+                f"| {'x'.join(map(str, result['shape']))} | {name} | {result['blocks']} | "
+                f"{result['first_step_s']:.2f} | {result['step_s']:.2f} | {ratio} | {result['peak_gib']:.2f} | "
+                f"{result['estimate_gib']:.2f} |"
+            )
     if args.print_size:
         result = run(args.print_size, str(args.print_tile), 2)
         print(f"{args.print_size}: tiled {args.print_tile}: {result}", flush=True)
         if "error" not in result:
-            rows.append(f"| {'x'.join(map(str, result['shape']))} | tiled {args.print_tile} | {result['blocks']} | "
-                        f"{result['first_step_s']:.1f} | {result['step_s']:.1f} | | {result['peak_gib']:.2f} | "
-                        f"{result['estimate_gib']:.2f} |")  # fmt: skip
+            rows.append(
+                f"| {'x'.join(map(str, result['shape']))} | tiled {args.print_tile} | {result['blocks']} | "
+                f"{result['first_step_s']:.1f} | {result['step_s']:.1f} | | {result['peak_gib']:.2f} | "
+                f"{result['estimate_gib']:.2f} |"
+            )
     picks = [auto_choice(size) for size in [*args.sizes, args.print_size] if size]
     table = "\n".join(rows) + "\n\n`auto` picks, with L-BFGS's 10 pairs: " + "; ".join(picks) + "."
     print(table)
     if args.write:
-        body = (f"`python benchmarks/tiles.py` on {machine()}: chelsea x Starry Night, float32, L-BFGS with 10 "
-                "pairs, each run a fresh process; untiled and tiled one after the other at each size. \"first step\" "
-                "includes computing the targets; s/step is the best later step. On the CPU the peak is the whole "
-                "process's resident set.\n\n"
-                + table)  # fmt: skip
+        body = (
+            f"`python benchmarks/tiles.py` on {machine()}: chelsea x Starry Night, float32, L-BFGS with 10 "
+            'pairs, each run a fresh process; untiled and tiled one after the other at each size. "first step" '
+            "includes computing the targets; s/step is the best later step. On the CPU the peak is the whole "
+            "process's resident set.\n\n" + table
+        )
         write_section(REPO / "BENCHMARKS.md", "Tiles", body)
 
 

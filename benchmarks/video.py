@@ -42,8 +42,19 @@ def lit_nst(*args: str) -> float:
     """Seconds of one `lit-nst fit` subprocess."""
     start = time.perf_counter()
     # The CLI through this interpreter rather than the `lit-nst` script: a GPU machine may run from a PYTHONPATH.
-    command = [sys.executable, "-c", LIT_NST, "fit", "--trainer.enable_progress_bar", "false", "--trainer.logger",
-               "false", "--trainer.limit_val_batches", "0", *args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-c",
+        LIT_NST,
+        "fit",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.logger",
+        "false",
+        "--trainer.limit_val_batches",
+        "0",
+        *args,
+    ]
     subprocess.run(command, check=True, capture_output=True)
     return time.perf_counter() - start
 
@@ -54,19 +65,32 @@ HEADER = (
 )
 
 
-def table_row(name: str, error: float, style_ratio: float | None, content_ratio: float | None, sharp: float,
-              seconds: float | None, steps: int | None) -> str:  # fmt: skip
+def table_row(
+    name: str,
+    error: float,
+    style_ratio: float | None,
+    content_ratio: float | None,
+    sharp: float,
+    seconds: float | None,
+    steps: int | None,
+) -> str:
     ratios = ("" if ratio is None else f"{ratio:.2f}" for ratio in (style_ratio, content_ratio))
-    cells = [f"{error:.2e}", *ratios, f"{sharp:.4f}", "" if seconds is None else f"{seconds:.0f}",
-             "" if steps is None else str(steps)]  # fmt: skip
+    cells = [
+        f"{error:.2e}",
+        *ratios,
+        f"{sharp:.4f}",
+        "" if seconds is None else f"{seconds:.0f}",
+        "" if steps is None else str(steps),
+    ]
     return f"| {name} | {' | '.join(cells)} |"
 
 
 def sharpness(frames: list) -> float:
     """Mean absolute difference between neighbouring pixels: a clip can flicker less by being blurrier, and this
     says whether it did."""
-    return sum(float((f[:, :, 1:] - f[:, :, :-1]).abs().mean() + (f[:, 1:] - f[:, :-1]).abs().mean()) / 2
-               for f in frames) / len(frames)  # fmt: skip
+    return sum(
+        float((f[:, :, 1:] - f[:, :, :-1]).abs().mean() + (f[:, 1:] - f[:, :-1]).abs().mean()) / 2 for f in frames
+    ) / len(frames)
 
 
 def frames_of(folder: Path) -> list:
@@ -102,10 +126,23 @@ def painted_once(args: argparse.Namespace, folder: Path, precision: list[str]) -
     """The photo painted once, at the frames' scale, then filmed by the same camera move: a clip whose strokes move
     exactly with the scene: no flicker at all, and what the metric's bilinear warp charges such strokes."""
     source = round(args.size / CAMERA_WINDOW)
-    seconds = lit_nst("--data.content", str(PHOTO), "--data.style", str(STYLE), "--data.size", str(source),
-                      "--data.style_scale", f"{args.size / source:.6f}", "--trainer.max_steps", str(args.first_steps),
-                      "--trainer.default_root_dir", str(folder), "--output.path", str(folder / "painted.png"),
-                      *precision)  # fmt: skip
+    seconds = lit_nst(
+        "--data.content",
+        str(PHOTO),
+        "--data.style",
+        str(STYLE),
+        "--data.size",
+        str(source),
+        "--data.style_scale",
+        f"{args.size / source:.6f}",
+        "--trainer.max_steps",
+        str(args.first_steps),
+        "--trainer.default_root_dir",
+        str(folder),
+        "--output.path",
+        str(folder / "painted.png"),
+        *precision,
+    )
     moved = camera_move(folder / "painted.png", folder / "moved", args.frames, args.size, pan=PAN, zoom=ZOOM)
     return seconds, frames_of(moved)
 
@@ -147,9 +184,17 @@ def main() -> None:
         measure("input clip", inputs)
         if not args.no_independent:
             paths = [str(path) for path in sorted(clip.glob("*.png"))]
-            seconds = lit_nst("--data.content", f"[{','.join(paths)}]", *common, "--trainer.max_steps",
-                              str(args.first_steps), "--trainer.default_root_dir", str(work / "independent"),
-                              "--output.dir", str(work / "independent" / "out"))  # fmt: skip
+            seconds = lit_nst(
+                "--data.content",
+                f"[{','.join(paths)}]",
+                *common,
+                "--trainer.max_steps",
+                str(args.first_steps),
+                "--trainer.default_root_dir",
+                str(work / "independent"),
+                "--output.dir",
+                str(work / "independent" / "out"),
+            )
             independent = frames_of(work / "independent" / "out")
             reference = losses(independent, inputs, objective)
             measure("independent", independent, seconds, args.first_steps)
@@ -159,16 +204,31 @@ def main() -> None:
         for run in args.runs:
             weight, frame_steps = float(run.split(":")[0]), int(run.split(":")[1])
             folder = work / f"temporal-{run}"
-            seconds = lit_nst("--data.content", str(clip), *common, "--data.steps", f"[{args.first_steps}]",
-                              "--data.scales", f"[{args.size}]", "--data.frame_steps", str(frame_steps),
-                              "--model.temporal_weight", str(weight), "--trainer.default_root_dir", str(folder),
-                              "--output.dir", str(folder / "out"))  # fmt: skip
+            seconds = lit_nst(
+                "--data.content",
+                str(clip),
+                *common,
+                "--data.steps",
+                f"[{args.first_steps}]",
+                "--data.scales",
+                f"[{args.size}]",
+                "--data.frame_steps",
+                str(frame_steps),
+                "--model.temporal_weight",
+                str(weight),
+                "--trainer.default_root_dir",
+                str(folder),
+                "--output.dir",
+                str(folder / "out"),
+            )
             painted = frames_of(folder / "out")
             measure(f"temporal {weight:g}, {frame_steps} steps a frame", painted, seconds, frame_steps)
         if args.gif is not None and independent is not None:
             height = inputs[0].shape[-2]
-            panels = [image_to_tensor(labelled_panel([("photo", a), ("frames alone", b), ("lit-nst", c)], height))
-                      for a, b, c in zip(inputs, independent, painted, strict=True)]  # fmt: skip
+            panels = [
+                image_to_tensor(labelled_panel([("photo", a), ("frames alone", b), ("lit-nst", c)], height))
+                for a, b, c in zip(inputs, independent, painted, strict=True)
+            ]
             write_clip(panels, args.gif, Fraction(rate))
     lines = [
         f"{len(inputs)} frames at {args.size} px ({args.clip or 'a pan and zoom over chelsea'}), starry_night, "
