@@ -31,6 +31,8 @@ class ImageOutput(Callback):
     """Writes each job's result image at the end of the run, and snapshots every N steps; a clip's frames as they
     are done, and the clip at the end."""
 
+    wrote: str | None = None  # what `write` wrote, for the run's last line (RunNote)
+
     def __init__(
         self,
         path: str | None = None,
@@ -191,6 +193,7 @@ class ImageOutput(Callback):
                 )
                 pictures = [("content", job.content), *styles, ("result", image)]
                 save_image(labelled_panel(pictures, image.shape[-2]), path.with_name(f"{path.stem}_panel.png"))
+        self.wrote = written(self.paths, self.panel)
 
     def _frames_done(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int:
         """The clip's frames painted to their last step (a stop mid-frame has written the ones in progress too)."""
@@ -237,6 +240,15 @@ class ImageOutput(Callback):
         if self.paths[0].suffix.lower() == ".gif":  # a GIF's delays are whole 1/100 s
             shown = f"{100 / gif_delay(rate):g} fps, a GIF's nearest to {shown}"
         print(f"lit-nst: wrote {self.paths[0]} ({clip.plan.frames} frames at {shown})", file=sys.stderr)
+
+
+def written(paths: list[Path], panel: bool) -> str:
+    """What a run wrote, in one line: the picture, or how many and where (the first few by name)."""
+    beside = "" if not panel else ", and its _panel.png beside it" if len(paths) == 1 else ", each with its _panel.png"
+    if len(paths) == 1:
+        return f"wrote {paths[0]}{beside}"
+    names = ", ".join(path.name for path in paths[:3]) + (", ..." if len(paths) > 3 else "")
+    return f"wrote {len(paths)} pictures in {paths[0].parent}: {names}{beside}"
 
 
 def clip_note(trainer: L.Trainer) -> str | None:
@@ -293,7 +305,7 @@ class MetricsTable(Callback):
 class RunNote(Callback):
     """Lines on stderr as the first step starts, after every check, so a refused run prints its error alone: the
     precision, when the CLI chose it, a schedule stretched to --data.size, and how the objective is evaluated,
-    when in blocks (lit_nst.tiling)."""
+    when in blocks (lit_nst.tiling); at the end, the pictures the run wrote."""
 
     held: ClassVar[list[str]] = []  # Lightning's device and precision lines, held back by `hold_start_lines`
     HELD_PREFIXES = ("GPU available", "TPU available", "HPU available", "Using bfloat16", "Using 16bit")
@@ -309,6 +321,20 @@ class RunNote(Callback):
             RunNote.held.append(record.getMessage())
             return False
         return True
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.say_what_was_written(trainer)  # before the checkpoint's line on how to resume
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.say_what_was_written(trainer)  # after the metrics table: the run's last line
+
+    @staticmethod
+    def say_what_was_written(trainer: L.Trainer) -> None:
+        for output in trainer.callbacks:
+            if isinstance(output, ImageOutput) and output.wrote is not None:
+                if trainer.is_global_zero:
+                    print(f"lit-nst: {output.wrote}", file=sys.stderr)
+                output.wrote = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:

@@ -71,6 +71,23 @@ def test_default_output_is_stylized_png_in_the_log_directory(tmp_path):
     assert (Path(cli.trainer.log_dir) / "stylized.png").is_file()
 
 
+def test_a_run_ends_with_a_line_naming_what_it_wrote(tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    quick = ["--trainer.max_steps", "1", "--trainer.enable_progress_bar", "false"]
+    alone = run_main(capfd, "fit", *job(32), *quick)
+    assert alone.returncode == 0, alone.stderr
+    (default,) = tmp_path.glob("lightning_logs/version_*/stylized.png")
+    assert alone.stderr.splitlines()[-1] == f"lit-nst: wrote {default}"
+    styles = ["--data.style", f"[{painting('starry_night')},{painting('the_scream')}]"]
+    several = run_main(capfd, "fit", *job(32), *styles, *quick, "--output.dir", "outs", "--output.panel", "true")
+    assert several.returncode == 0, several.stderr
+    assert several.stderr.splitlines()[-1] == (
+        "lit-nst: wrote 2 pictures in outs: chelsea__starry_night.png, chelsea__the_scream.png, "
+        "each with its _panel.png"
+    )
+    assert len(list((tmp_path / "outs").glob("*_panel.png"))) == 2
+
+
 def test_snapshots_every_n_steps(tmp_path):
     fit(
         tmp_path,

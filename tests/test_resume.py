@@ -225,6 +225,9 @@ def test_a_signal_saves_checkpoint_and_image_and_says_how_to_resume(tmp_path, si
     step = last_checkpoint(tmp_path)["global_step"]
     assert step > 5 and f"interrupted at step {step}" in stderr  # saved at the interruption, not at the last 5
     assert (tmp_path / "out.png").is_file()
+    # The picture so far, then how to go on: the last lines.
+    wrote, resume = stderr.splitlines()[-2:]
+    assert wrote == f"lit-nst: wrote {tmp_path / 'out.png'}" and "--ckpt_path last" in resume, stderr
     resumed = fit(
         tmp_path,
         *job(96),
