@@ -242,6 +242,14 @@ class ImageOutput(Callback):
         print(f"lit-nst: wrote {self.paths[0]} ({clip.plan.frames} frames at {shown})", file=sys.stderr)
 
 
+def resuming_note(trainer: L.Trainer) -> str:
+    """Where a resumed run goes on: its step, and its stage where there are several, of all."""
+    data, step = trainer.datamodule, trainer.global_step
+    stages = len(data.steps)
+    stage = f", stage {data.scale_index(step) + 1} of {stages}" if stages > 1 else ""
+    return f"resuming at step {step} of {trainer.max_steps}{stage}, from {trainer.ckpt_path}"
+
+
 def written(paths: list[Path], panel: bool) -> str:
     """What a run wrote, in one line: the picture, or how many and where (the first few by name)."""
     beside = "" if not panel else ", and its _panel.png beside it" if len(paths) == 1 else ", each with its _panel.png"
@@ -309,6 +317,7 @@ class RunNote(Callback):
 
     held: ClassVar[list[str]] = []  # Lightning's device and precision lines, held back by `hold_start_lines`
     HELD_PREFIXES = ("GPU available", "TPU available", "HPU available", "Using bfloat16", "Using 16bit")
+    REPLACED_PREFIXES = ("Restoring states from the checkpoint", "Restored all states from the checkpoint")
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message
@@ -317,6 +326,8 @@ class RunNote(Callback):
     def hold_start_lines(record: logging.LogRecord) -> bool:
         """A logging filter: Lightning's "GPU available: ..." and "Using bfloat16 ..." lines, printed as the Trainer
         is made, wait for the run's other notes, so a run refused in a callback's checks prints its error alone."""
+        if str(record.msg).startswith(RunNote.REPLACED_PREFIXES):
+            return False  # "resuming at step N of M ... from <checkpoint>" says it (on_train_start)
         if str(record.msg).startswith(RunNote.HELD_PREFIXES):
             RunNote.held.append(record.getMessage())
             return False
@@ -341,6 +352,8 @@ class RunNote(Callback):
             for line in RunNote.held:
                 print(line, file=sys.stderr)
         RunNote.held.clear()
+        if trainer.global_step > 0 and trainer.is_global_zero:
+            print(f"lit-nst: {resuming_note(trainer)}", file=sys.stderr)
         walk = getattr(pl_module, "block_walk", None)
         tiling = walk.describe([job.shape for job in trainer.datamodule.jobs]) if walk is not None else None
         stretched = getattr(trainer.datamodule, "schedule_note", None)

@@ -216,11 +216,18 @@ def test_coarse_to_fine_ends_at_the_last_scale_after_the_scheduled_steps(straigh
 
 @pytest.mark.parametrize("stop", [4, 8])
 def test_a_coarse_to_fine_resume_lands_in_the_right_scale_and_equals_a_straight_run(
-    tmp_path, straight_coarse_to_fine, stop
+    tmp_path, straight_coarse_to_fine, stop, capsys
 ):
     first = coarse_to_fine(tmp_path, "--trainer.max_steps", str(stop))
     assert first.model.scale_index == (0 if stop < 6 else 1)
-    resumed = coarse_to_fine(tmp_path, "--ckpt_path", "last")
+    capsys.readouterr()
+    # With its progress bar: it counts the run's steps, from the resumed one to the last.
+    resumed = coarse_to_fine(tmp_path, "--ckpt_path", "last", "--trainer.enable_progress_bar", "true")
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    stage = 1 if stop < 6 else 2
+    assert f"lit-nst: resuming at step {stop} of 12, stage {stage} of 2, from {checkpoint}\n" in capsys.readouterr().err
+    (bar,) = [task for task in resumed.trainer.progress_bar_callback.progress.tasks if task.description == "Stylizing"]
+    assert bar.completed == bar.total == 12
     _, uninterrupted = straight_coarse_to_fine
     assert resumed.trainer.global_step == uninterrupted.trainer.global_step == 12
     assert torch.equal(resumed.model.target, uninterrupted.model.target)
