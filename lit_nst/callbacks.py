@@ -317,7 +317,12 @@ class RunNote(Callback):
 
     held: ClassVar[list[str]] = []  # Lightning's device and precision lines, held back by `hold_start_lines`
     HELD_PREFIXES = ("GPU available", "TPU available", "HPU available", "Using bfloat16", "Using 16bit")
-    REPLACED_PREFIXES = ("Restoring states from the checkpoint", "Restored all states from the checkpoint")
+    # Said by lit-nst's own lines: "resuming at step ...", and the run's end line naming what it wrote.
+    REPLACED_PREFIXES = (
+        "Restoring states from the checkpoint",
+        "Restored all states from the checkpoint",
+        "`Trainer.fit` stopped: `max_steps=",
+    )
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message
@@ -327,7 +332,7 @@ class RunNote(Callback):
         """A logging filter: Lightning's "GPU available: ..." and "Using bfloat16 ..." lines, printed as the Trainer
         is made, wait for the run's other notes, so a run refused in a callback's checks prints its error alone."""
         if str(record.msg).startswith(RunNote.REPLACED_PREFIXES):
-            return False  # "resuming at step N of M ... from <checkpoint>" says it (on_train_start)
+            return False
         if str(record.msg).startswith(RunNote.HELD_PREFIXES):
             RunNote.held.append(record.getMessage())
             return False

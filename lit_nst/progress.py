@@ -1,5 +1,6 @@
 """The console progress bar, worded as steps of one optimisation rather than epochs of training."""
 
+import shutil
 from typing import Any
 
 import lightning as L
@@ -29,7 +30,20 @@ class StepProgressBar(RichProgressBar):
     def _get_train_description(self, current_epoch: int) -> str:
         return "Stylizing"
 
+    def configure_columns(self, trainer: L.Trainer) -> list:
+        # One line from 60 columns: the bar gives up what the steps, times, rate and loss need.
+        description, bar, *rest = super().configure_columns(trainer)
+        bar.bar_width = min(40, max(6, self.width() - 58))
+        return [description, bar, *rest] if self.width() >= 80 else [bar, *rest]
+
+    def width(self) -> int:
+        return self._console.width if self._console is not None else shutil.get_terminal_size().columns
+
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        metrics = super().get_metrics(trainer, pl_module)
-        metrics.pop("v_num", None)  # a logger version number means nothing to someone painting a photo
-        return metrics
+        # The total, and each term where there is room; all of them stay in the logger, unrounded.
+        logged = super().get_metrics(trainer, pl_module)
+        logged.pop("v_num", None)  # a logger version number means nothing to someone painting a photo
+        shown = {"loss": logged["loss/total"]} if "loss/total" in logged else {}
+        if self.width() >= 150:
+            shown |= {name.removeprefix("loss/"): value for name, value in logged.items() if name != "loss/total"}
+        return {name: f"{float(value):.3g}" for name, value in shown.items()}

@@ -88,6 +88,18 @@ def test_a_run_ends_with_a_line_naming_what_it_wrote(tmp_path, capfd, monkeypatc
     assert len(list((tmp_path / "outs").glob("*_panel.png"))) == 2
 
 
+@pytest.mark.parametrize("columns", [60, 80, 150])
+def test_the_progress_bar_is_one_line_at_any_width_with_the_terms_where_there_is_room(
+    tmp_path, capfd, monkeypatch, columns
+):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    capfd.readouterr()
+    fit(tmp_path, *job(32), "--trainer.max_steps", "3", "--trainer.enable_progress_bar", "true")
+    (bar,) = [line for line in capfd.readouterr().out.splitlines() if "3/3" in line]
+    assert len(bar) <= columns and "loss: " in bar, bar
+    assert ("style: " in bar) == (columns >= 150), bar
+
+
 def test_snapshots_every_n_steps(tmp_path):
     fit(
         tmp_path,
