@@ -168,8 +168,8 @@ class BlockWalk:
             pull = {}
             for name, weight in objective.style_layers.items():
                 gram, target = region_grams[name], region.grams[name]
-                scale = objective.style_weight * weight * 2.0 / (gram.shape[-1] ** 2 * self._positions(name, image))
-                pull[name] = scale * (gram - target)
+                difference = objective.style_weight * weight * 2.0 * (gram - target)
+                pull[name] = difference / (gram.shape[-1] ** 2 * self._positions(name, image))
             pulls.append(pull)
         gradients = torch.zeros_like(image)
         for block in blocks:

@@ -1,14 +1,18 @@
 """Real weights, real images, whole runs of the command, at tiny sizes."""
 
 import csv
+import io
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from rich.console import Console
+from rich.progress import Progress, TextColumn
 
 from lit_nst.callbacks import MetricsTable
 from lit_nst.images import image_to_tensor, load_image, resize_longer_side
+from lit_nst.progress import StepProgressBar
 
 from .helpers import REPO, config_scales, fit, job, painting, photo, require_vgg16, run_main, stretched_size
 
@@ -98,6 +102,20 @@ def test_the_progress_bar_is_one_line_at_any_width_with_the_terms_where_there_is
     (bar,) = [line for line in capfd.readouterr().out.splitlines() if "3/3" in line]
     assert len(bar) <= columns and "loss: " in bar, bar
     assert ("style: " in bar) == (columns >= 150), bar
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_the_progress_bar_of_a_long_run_is_one_line_too(columns):
+    # 19999/20000 (a long clip's count): the bar makes room for the count.
+    progress_bar = StepProgressBar()
+    progress_bar._console = Console(width=columns, file=io.StringIO(), record=True)
+    columns_of_bar = progress_bar.configure_columns(SimpleNamespace(max_steps=20000))
+    loss = TextColumn("loss: 1.23e+06")
+    with Progress(*columns_of_bar, loss, console=progress_bar._console, auto_refresh=False) as progress:
+        progress.add_task("Stylizing", total=20000, completed=19999)
+        progress.refresh()
+    (line,) = [line for line in progress_bar._console.export_text().splitlines() if line.strip()]
+    assert "19999/20000" in line and "loss: 1.23e+06" in line and len(line) <= columns, line
 
 
 def test_snapshots_every_n_steps(tmp_path):

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from lit_nst.errors import UsageError
+from lit_nst.progress import StepProgressBar
 
 from .helpers import fit, job, painting, require_vgg16, run_main
 
@@ -376,3 +377,29 @@ def test_an_input_file_is_read_for_its_hash_once_while_it_is_unchanged(tmp_path,
     assert file_sha256(path) == first and len(reads) == 1
     path.write_bytes(b"second!")  # another size: a new hash even within the file clock's resolution
     assert file_sha256(path) != first and len(reads) == 2
+
+
+def test_the_bar_of_a_run_resumed_mid_run_is_there_at_its_first_step_counting_from_it(tmp_path, monkeypatch):
+    # Lightning makes its bar as an epoch starts, and a resume from a checkpoint taken mid-run starts none.
+    settings = [
+        *job(32),
+        "--checkpoint.every_n_steps",
+        "2",
+        "--checkpoint.keep",
+        "-1",
+        "--output.path",
+        tmp_path / "o.png",
+    ]
+    fit(tmp_path, *settings, "--trainer.max_steps", "4")
+    seen = []
+    first_batch_start = StepProgressBar.on_train_batch_start
+
+    def spy(self, trainer, *args):
+        bars = [task for task in self.progress.tasks if task.description == "Stylizing"] if self.progress else []
+        seen.append((bars[0].completed, bars[0].total) if bars else None)
+        return first_batch_start(self, trainer, *args)
+
+    monkeypatch.setattr(StepProgressBar, "on_train_batch_start", spy)
+    midway = tmp_path / "checkpoints" / "step-000002.ckpt"
+    fit(tmp_path, *settings, "--trainer.max_steps", "6", "--ckpt_path", midway, "--trainer.enable_progress_bar", "true")
+    assert seen[0] == (2, 6), seen
