@@ -220,6 +220,7 @@ class ImageOutput(Callback):
         frames = assembled(clip.plan, self.frames_folder(trainer))
         if self.dir is not None:
             write_frame_folder(frames, self.paths[0])
+            self.wrote = f"wrote the clip's {clip.plan.frames} frames in {self.paths[0]}"
             return
         rate = clip.rate or DEFAULT_FPS
         # --output.fps 29.97 means NTSC's 30000/1001, the clip's own rate: its sound stays.
@@ -239,7 +240,7 @@ class ImageOutput(Callback):
         shown = f"{float(rate):g} fps"
         if self.paths[0].suffix.lower() == ".gif":  # a GIF's delays are whole 1/100 s
             shown = f"{100 / gif_delay(rate):g} fps, a GIF's nearest to {shown}"
-        print(f"lit-nst: wrote {self.paths[0]} ({clip.plan.frames} frames at {shown})", file=sys.stderr)
+        self.wrote = f"wrote {self.paths[0]} ({clip.plan.frames} frames at {shown})"
 
 
 def resuming_note(trainer: L.Trainer) -> str:

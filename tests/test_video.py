@@ -375,14 +375,26 @@ def test_a_video_file_name_for_a_picture_is_refused(tmp_path):
         fit(tmp_path, "--data.content", photo("chelsea"), *STYLE, "--data.size", "32", "--output.path", "out.mp4")
 
 
-def test_stylize_gives_a_clips_painted_frames(clip):
+def test_stylize_gives_a_clips_painted_frames(clip, capfd):
     import lit_nst
 
     with pytest.raises(UsageError, match="max_steps 5 stops the clip before its last frame"):
         lit_nst.stylize(clip, painting("starry_night"), size=48, scales=[48], steps=[3], frame_steps=2, max_steps=5)
+    capfd.readouterr()
     frames = lit_nst.stylize(clip, painting("starry_night"), size=48, scales=[32, 48], steps=[6, 6], frame_steps=4)
     assert len(frames) == 6 and all(isinstance(frame, Image.Image) for frame in frames)
     assert frames[0].size == Image.open(sorted(clip.glob("*.png"))[0]).size
+    assert "wrote" not in capfd.readouterr().err  # the call returns the frames; its temporary video is gone
+
+
+def test_a_clip_run_ends_with_a_line_naming_its_frames(tmp_path, clip, capfd):
+    tiny = ["--data.size", "32", "--data.scales", "[32]", "--data.steps", "[2]", "--data.frame_steps", "1"]
+    out = tmp_path / "out"
+    flags = ["--trainer.default_root_dir", tmp_path, "--trainer.enable_progress_bar", "false", "--output.dir", out]
+    result = run_main(capfd, "fit", "--data.content", clip, *STYLE, *tiny, *flags)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == f"lit-nst: wrote the clip's 6 frames in {out}"
+    assert len(list(out.glob("*.png"))) == 6
 
 
 def test_a_still_gif_is_a_picture_and_an_animated_one_a_clip(tmp_path):
