@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench import machine, write_section  # benchmarks/bench.py, beside this script
+from bench import machine, unwatched, write_section  # benchmarks/bench.py, beside this script
 from lightning.pytorch.loops.fit_loop import _FitLoop
 
 from lit_nst.cli import cli_main
@@ -37,14 +37,7 @@ def run(args: list[str]) -> tuple[float, float, torch.Tensor, object]:
                 str(REPO / "configs/gatys.yaml"),
                 *PAIR,
                 *args,
-                "--trainer.default_root_dir",
-                folder,
-                "--output.path",
-                f"{folder}/out.png",
-                "--trainer.enable_progress_bar",
-                "false",
-                "--trainer.logger",
-                "false",
+                *unwatched(folder),
                 "--trainer.limit_val_batches",
                 "0",
             ]

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench import StepTimer, machine, write_section  # benchmarks/bench.py, beside this script
+from bench import StepTimer, machine, unwatched, write_section  # benchmarks/bench.py, beside this script
 
 from lit_nst.backbone import VGGFeatures
 from lit_nst.cli import cli_main
@@ -49,14 +49,7 @@ def fit(content: str, style: str, size: int, precision: str, steps: int, timer: 
                 precision,
                 "--trainer.max_steps",
                 str(steps),
-                "--trainer.default_root_dir",
-                folder,
-                "--output.path",
-                f"{folder}/out.png",
-                "--trainer.enable_progress_bar",
-                "false",
-                "--trainer.logger",
-                "false",
+                *unwatched(folder),
                 "--trainer.limit_val_batches",
                 "0",
                 "--trainer.enable_checkpointing",

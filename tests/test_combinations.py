@@ -39,38 +39,41 @@ def half_mask(path: Path, side: str, size: tuple[int, int] = (512, 341)) -> str:
 
 TWO_SHAPES = ["--data.content", listed(photo("chelsea"), photo("astronaut"))]  # 3:2 and square
 SCHEDULE = ["--data.scales", "[32,48]", "--data.steps", "[3,3]"]
+# Each run twice below: as it is, and in blocks.
+THREE_JOBS_BF16 = [
+    "--data.content",
+    listed(photo("chelsea"), photo("coffee"), photo("astronaut")),
+    "--data.style",
+    painting("the_scream"),
+    "--data.size",
+    "32",
+    "--trainer.max_steps",
+    "6",
+    "--trainer.precision",
+    "bf16-mixed",
+]
+REGIONS = [
+    "--data.content",
+    photo("coffee"),
+    "--data.style",
+    listed(painting("starry_night"), painting("the_scream")),
+    "--data.style_masks",
+    listed("{left}", "null"),
+    "--data.content_mask",
+    "{right}",
+    *SCHEDULE,
+]
 CASES = {
     "two shapes, schedule, L-BFGS": dict(
         flags=[*TWO_SHAPES, "--data.style", painting("starry_night"), *SCHEDULE], processes=True, resume=True
     ),
     "three jobs of two shapes, bf16-mixed": dict(
-        flags=[
-            "--data.content",
-            listed(photo("chelsea"), photo("coffee"), photo("astronaut")),
-            "--data.style",
-            painting("the_scream"),
-            "--data.size",
-            "32",
-            "--trainer.max_steps",
-            "6",
-            "--trainer.precision",
-            "bf16-mixed",
-        ],
+        flags=[*THREE_JOBS_BF16],
         processes=True,
         resume=False,
     ),
     "regions, content mask, schedule, one job on two processes": dict(
-        flags=[
-            "--data.content",
-            photo("coffee"),
-            "--data.style",
-            listed(painting("starry_night"), painting("the_scream")),
-            "--data.style_masks",
-            listed("{left}", "null"),
-            "--data.content_mask",
-            "{right}",
-            *SCHEDULE,
-        ],
+        flags=[*REGIONS],
         processes=True,
         resume=True,
     ),
@@ -132,15 +135,7 @@ CASES = {
     ),
     "tiled: regions, content mask, schedule, one picture shared by two processes": dict(
         flags=[
-            "--data.content",
-            photo("coffee"),
-            "--data.style",
-            listed(painting("starry_night"), painting("the_scream")),
-            "--data.style_masks",
-            listed("{left}", "null"),
-            "--data.content_mask",
-            "{right}",
-            *SCHEDULE,
+            *REGIONS,
             "--model.tile_size",
             "16",
         ],
@@ -149,16 +144,7 @@ CASES = {
     ),
     "tiled: three jobs of two shapes, luminance, bf16-mixed": dict(
         flags=[
-            "--data.content",
-            listed(photo("chelsea"), photo("coffee"), photo("astronaut")),
-            "--data.style",
-            painting("the_scream"),
-            "--data.size",
-            "32",
-            "--trainer.max_steps",
-            "6",
-            "--trainer.precision",
-            "bf16-mixed",
+            *THREE_JOBS_BF16,
             "--model.color",
             "luminance",
             "--model.tile_size",
