@@ -186,6 +186,13 @@ def test_a_diverging_loss_stops_naming_the_step_and_keeps_the_last_good_work(tmp
     assert not output.exists()  # no image of a diverged step
 
 
+def wait_until_stopped(process: subprocess.Popen) -> None:
+    """Until the kernel says the process is stopped (state T in /proc/PID/stat)."""
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+        assert time.monotonic() < deadline, "the process did not stop"
+
+
 def start_fit(tmp_path: Path, *extra: str) -> subprocess.Popen:
     script = Path(sys.executable).with_name("lit-nst")
     args = [
@@ -254,6 +261,7 @@ def test_a_hard_kill_during_a_checkpoint_write_leaves_last_loadable(tmp_path):
         assert process.poll() is None and time.monotonic() < deadline, "no write was caught in progress"
         if list(checkpoints.glob(".*.tmp")):
             process.send_signal(signal.SIGSTOP)
+            wait_until_stopped(process)  # a signal lands some time after it is sent
             if list(checkpoints.glob(".*.tmp")):
                 break
             process.send_signal(signal.SIGCONT)
