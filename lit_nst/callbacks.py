@@ -1,6 +1,7 @@
 """What happens around the steps: writing the result image and its snapshots."""
 
 import logging
+import os
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -14,8 +15,9 @@ from rich.table import Table
 
 from lit_nst.checkpointing import INTERRUPTIONS
 from lit_nst.clips import assembled, chunk_frame_file, clip_folder
-from lit_nst.errors import UsageError
+from lit_nst.errors import UsageError, WriteError
 from lit_nst.images import check_writable, check_writable_folder, labelled_panel, save_image
+from lit_nst.runs import folder_of
 from lit_nst.video import (
     DEFAULT_FPS,
     VIDEO_SUFFIXES,
@@ -124,7 +126,7 @@ class ImageOutput(Callback):
     @staticmethod
     def frames_folder(trainer: L.Trainer) -> Path:
         """Where a clip's painted frames wait to be assembled: beside the checkpoints, found again by a resume."""
-        return clip_folder(trainer.default_root_dir) / "frames"
+        return clip_folder(folder_of(trainer)) / "frames"
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # A fresh run (not a resume) of a clip into a folder that holds another run's frames: they are not this one's.
@@ -165,6 +167,18 @@ class ImageOutput(Callback):
             self.write(trainer, pl_module)
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        try:
+            self._write(trainer, pl_module)
+        except WriteError as error:
+            checkpoints = trainer.checkpoint_callback
+            remains = (
+                "make room (or choose another --output.path or --output.dir) and run again"
+                if checkpoints is None
+                else checkpoints.what_remains(trainer)
+            )
+            raise WriteError(f"{error}; {remains}") from None
+
+    def _write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         clip = trainer.datamodule.clip
         if clip is not None:
             self.write_frames(trainer, pl_module)  # the frames in progress too: a stop loses nothing
@@ -260,6 +274,19 @@ def written(paths: list[Path], panel: bool) -> str:
     return f"wrote {len(paths)} pictures in {paths[0].parent}: {names}{beside}"
 
 
+def device_note(lightning_lines: list[str]) -> str | None:
+    """Of Lightning's device and precision lines, what a user may act on: an accelerator there but not used. The
+    rest is said by lit-nst's precision note, or was asked for."""
+    unused = [
+        line.split(" available")[0]
+        for line in lightning_lines
+        if " available: True" in line and ("used: False" in line or "using: 0" in line)
+    ]
+    if not unused:
+        return None
+    return f"{' and '.join(unused)} available but not used: --trainer.accelerator gpu (or auto) to use it"
+
+
 def clip_note(trainer: L.Trainer) -> str | None:
     """How a clip is painted, and where its frames go as they are done."""
     data = trainer.datamodule
@@ -331,7 +358,10 @@ class RunNote(Callback):
     @staticmethod
     def hold_start_lines(record: logging.LogRecord) -> bool:
         """A logging filter: Lightning's "GPU available: ..." and "Using bfloat16 ..." lines, printed as the Trainer
-        is made, wait for the run's other notes, so a run refused in a callback's checks prints its error alone."""
+        is made, are folded into the run's own notes (`device_note`), so a run refused in a callback's checks prints
+        its error alone; LIT_NST_VERBOSE=1 lets Lightning say everything as it comes."""
+        if os.environ.get("LIT_NST_VERBOSE", "0") not in ("", "0"):
+            return True
         if str(record.msg).startswith(RunNote.REPLACED_PREFIXES):
             return False
         if str(record.msg).startswith(RunNote.HELD_PREFIXES):
@@ -354,15 +384,13 @@ class RunNote(Callback):
                 output.wrote = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
-            for line in RunNote.held:
-                print(line, file=sys.stderr)
+        unused = device_note(RunNote.held)
         RunNote.held.clear()
         if trainer.global_step > 0 and trainer.is_global_zero:
             print(f"lit-nst: {resuming_note(trainer)}", file=sys.stderr)
         walk = getattr(pl_module, "block_walk", None)
         tiling = walk.describe([job.shape for job in trainer.datamodule.jobs]) if walk is not None else None
         stretched = getattr(trainer.datamodule, "schedule_note", None)
-        for message in (self.message, stretched, tiling, clip_note(trainer)):
+        for message in (self.message, unused, stretched, tiling, clip_note(trainer)):
             if message is not None and trainer.is_global_zero:
                 print(f"lit-nst: {message}", file=sys.stderr)

@@ -1,6 +1,5 @@
 """Checkpoints that survive interruptions: a fixed place, atomic writes, a save on Ctrl-C and SIGTERM."""
 
-import os
 import signal
 import sys
 from pathlib import Path
@@ -12,8 +11,10 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lit_nst.errors import UsageError
+from lit_nst.errors import UsageError, WriteError
 from lit_nst.files import atomic_file
+from lit_nst.resume import read_checkpoint_record
+from lit_nst.runs import folder_of
 
 INTERRUPTIONS = (KeyboardInterrupt, SIGTERMException)
 
@@ -27,7 +28,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """`last.ckpt` under `<default_root_dir>/checkpoints`, every N steps, at the end of every run, and on interrupt."""
+    """`last.ckpt` in the run's folder (lit_nst.runs), every N steps, at the end of every run, and on interrupt."""
 
     def __init__(self, every_n_steps: int = 100, keep: int = 0, dirpath: str | None = None) -> None:
         """
@@ -35,7 +36,8 @@ class RunCheckpoint(ModelCheckpoint):
             every_n_steps: write the checkpoint every this many steps (and always at the end of a run).
             keep: also keep this many of the latest periodic checkpoints as `step-NNNNNN.ckpt` (-1: all).
                 Off by default: an L-BFGS checkpoint carries its whole history, hundreds of MB at 512 px.
-            dirpath: where checkpoints go; by default `checkpoints/` in `--trainer.default_root_dir`.
+            dirpath: where checkpoints go; by default the run's own folder in `checkpoints/` under
+                `--trainer.default_root_dir`, named by its pictures and a hash of its settings.
         """
         if every_n_steps <= 0:
             raise UsageError(f"--checkpoint.every_n_steps must be positive, got {every_n_steps}")
@@ -55,9 +57,9 @@ class RunCheckpoint(ModelCheckpoint):
         )
 
     def last_path(self, trainer: L.Trainer) -> Path:
-        """Where `--ckpt_path last` looks: a fixed file, not a new `version_N` folder each run."""
-        folder = self.dirpath if self.dirpath is not None else os.path.join(trainer.default_root_dir, "checkpoints")
-        return Path(folder) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+        """The run's `last.ckpt`: one fixed file in the run's own folder (lit_nst.runs), found by --ckpt_path last."""
+        folder = Path(self.dirpath) if self.dirpath is not None else folder_of(trainer)
+        return folder / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.dirpath = str(self.last_path(trainer).parent)
@@ -71,6 +73,22 @@ class RunCheckpoint(ModelCheckpoint):
         # An image that is already NaN or infinite would replace the last good checkpoint with a useless one.
         if torch.isfinite(trainer.lightning_module.target).all():
             super()._save_last_checkpoint(trainer, monitor_candidates)
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        try:
+            super()._save_checkpoint(trainer, filepath)
+        except WriteError as error:
+            raise WriteError(f"{error}; {self.what_remains(trainer, Path(filepath))}") from None
+
+    def what_remains(self, trainer: L.Trainer, failed: Path | None = None) -> str:
+        """After a failed write (of `failed`): what the run's last checkpoint still holds, and how to go on."""
+        last = self.last_path(trainer)
+        try:
+            step = read_checkpoint_record(last)["global_step"]
+        except UsageError:
+            return "no checkpoint of this run was kept: make room (or choose another folder) and run again"
+        holder = "it" if failed == last else str(last)
+        return f"{holder} still holds step {step}: make room, then resume with the same command and --ckpt_path last"
 
     def save_now(self, trainer: L.Trainer) -> None:
         if self._last_global_step_saved != trainer.global_step:

@@ -1,6 +1,7 @@
 """The `lit-nst` command: LightningCLI wiring and the one place user errors are printed."""
 
 import contextlib
+import errno
 import logging
 import signal
 import sys
@@ -17,13 +18,16 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from lit_nst.callbacks import ImageOutput, MetricsTable, RunNote
 from lit_nst.checkpointing import AtomicCheckpointIO, GracefulInterrupt, RunCheckpoint
 from lit_nst.data import StyleImages
-from lit_nst.errors import UsageError
+from lit_nst.errors import UsageError, os_error_in
 from lit_nst.module import StyleTransfer
 from lit_nst.precision import check_precision, default_precision
 from lit_nst.progress import StepProgressBar
-from lit_nst.resume import check_same_job, read_checkpoint_record
+from lit_nst.resume import check_same_job, first_difference, read_checkpoint_record, same_pictures
+from lit_nst.runs import LAST, RUNS, RunLock, other_runs, run_folder, run_name
 
 DEFAULTS = Path(__file__).with_name("defaults.yaml")
+# A full disk, a quota, a read-only or forbidden folder: the user's to fix, in one line.
+WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 DEFAULT_MAX_STEPS = 500  # a single-scale run's length when --trainer.max_steps is not given
 
 
@@ -68,51 +72,106 @@ class StyleTransferCLI(LightningCLI):
         # they refuse would leave it behind, empty.
         log_dir = Path(self.trainer.log_dir) if self.trainer.log_dir else None
         candidates = [log_dir, log_dir.parent] if log_dir else []
-        made = [folder for folder in [*candidates, Path(self.trainer.default_root_dir)] if not folder.exists()]
+        root = Path(self.trainer.default_root_dir)
+        made = [folder for folder in [*candidates, root / RUNS, root] if not folder.exists()]
+        self.run_lock: RunLock | None = None
         try:
             super()._run_subcommand(subcommand)
         except UsageError:
+            if self.run_lock is not None:
+                self.run_lock.discard()
             for folder in made:  # the deepest first; only empty ones go
                 with contextlib.suppress(OSError):
                     folder.rmdir()
             raise
+        finally:
+            if self.run_lock is not None:
+                self.run_lock.release()
 
     def _parse_ckpt_path(self) -> None:
         """Keep the command's settings: LightningCLI would silently replace them by the checkpoint's
         hyperparameters, where a resume of another job must be refused (see `before_fit`)."""
 
     def before_fit(self) -> None:
-        """Apply a coarse-to-fine schedule's step count; resolve `--ckpt_path last` to our fixed file and refuse
-        a checkpoint of another job, before any step."""
+        """Apply a coarse-to-fine schedule's step count; give the run its own folder and lock it; resolve
+        `--ckpt_path last` to this run's checkpoint and refuse a checkpoint of another job, before any step."""
         config = self.config_init[self.subcommand]
         self.trainer.fit_loop.epoch_loop.max_steps = self._max_steps(self.trainer.max_steps)
+        data, checkpoints = self.datamodule, self.trainer.checkpoint_callback
+        identity = {**self.model.identity(data.clip is not None), **data.identity()}
+        optimizer = self._optimizer_name(config)
+        if checkpoints is not None and checkpoints.dirpath is not None:  # the user's choice of folder
+            data.run_folder = Path(checkpoints.dirpath)
+        else:
+            name, settings = run_name(data.groups), {**identity, "optimizer": optimizer}
+            data.run_folder = run_folder(self.trainer.default_root_dir, name, settings)
+        if checkpoints is not None:
+            checkpoints.dirpath = str(data.run_folder)
+        if (checkpoints is not None or data.clip is not None) and rank_zero_only.rank == 0:
+            # Only the launching process: the ranks it starts run this command again, inside its run.
+            self.run_lock = RunLock(data.run_folder)
+            self.run_lock.acquire()
         ckpt_path = config.get("ckpt_path")
         if ckpt_path is None:
+            self._note_a_waiting_checkpoint(data.run_folder / LAST)
             return
-        if self.trainer.checkpoint_callback is None:
+        if checkpoints is None:
             raise UsageError("--ckpt_path needs checkpoints: drop --trainer.enable_checkpointing false")
         if ckpt_path == "last":
-            last = self.trainer.checkpoint_callback.last_path(self.trainer)
-            if not last.is_file():
-                if rank_zero_only.rank == 0:
-                    print(f"lit-nst: no checkpoint at {last} yet: starting fresh", file=sys.stderr)
-                config["ckpt_path"] = None
+            found = self._last_of_this_run(data.run_folder, identity, optimizer)
+            config["ckpt_path"] = ckpt_path = None if found is None else str(found)
+            if found is None:
                 return
-            config["ckpt_path"] = ckpt_path = str(last)
         path = Path(ckpt_path)
         record = read_checkpoint_record(path)
-        identity = {**self.model.identity(self.datamodule.clip is not None), **self.datamodule.identity()}
-        check_same_job(path, record, identity, self._optimizer_name(config))
+        check_same_job(path, record, identity, optimizer)
         if 0 < self.trainer.max_steps <= record["global_step"] and rank_zero_only.rank == 0:
-            unfinished_clip = self.datamodule.clip is not None and record["global_step"] < sum(self.datamodule.steps)
+            unfinished_clip = data.clip is not None and record["global_step"] < sum(data.steps)
             then = (
-                f"raise it (the clip takes {sum(self.datamodule.steps)} steps) to paint on"
+                f"raise it (the clip takes {sum(data.steps)} steps) to paint on"
                 if unfinished_clip
                 else "rewriting the output image"
             )
             print(
                 f"lit-nst: {path} is already at step {record['global_step']} of --trainer.max_steps "
                 f"{self.trainer.max_steps}: {then}",
+                file=sys.stderr,
+            )
+
+    def _last_of_this_run(self, folder: Path, identity: dict[str, object], optimizer: str) -> Path | None:
+        """This run's last checkpoint; else the newest one of the same run in the layout before run folders;
+        else None, saying so, and naming how a run of the same pictures differs (a mistyped flag starts afresh)."""
+        last = folder / LAST
+        if last.is_file():
+            return last
+        nearest = None
+        for other in other_runs(folder):
+            try:
+                record = read_checkpoint_record(other)
+            except UsageError:  # another run's broken file is not this run's concern
+                continue
+            difference = first_difference(record, identity, optimizer)
+            if difference is None:
+                return other
+            if nearest is None and same_pictures(record, identity):
+                what, here, there = difference
+                nearest = f"; {other.parent.name} paints the same pictures with {what} {there} ({here} here)"
+        if rank_zero_only.rank == 0:
+            print(f"lit-nst: no checkpoint of this run in {folder} yet: starting fresh{nearest or ''}", file=sys.stderr)
+        return None
+
+    def _note_a_waiting_checkpoint(self, last: Path) -> None:
+        """A fresh start of a run that has an unfinished checkpoint replaces it at its first save: say so first."""
+        if rank_zero_only.rank != 0 or not last.is_file():
+            return
+        try:
+            step = read_checkpoint_record(last)["global_step"]
+        except UsageError:  # a broken one: nothing to go on from
+            return
+        if step < self.trainer.max_steps:
+            print(
+                f"lit-nst: starting afresh; this run's checkpoint at step {step} ({last}) is replaced at the first "
+                "save: add --ckpt_path last to go on from it instead",
                 file=sys.stderr,
             )
 
@@ -182,6 +241,11 @@ def main() -> None:
         raise SystemExit(128 + signal.SIGTERM) from None  # the checkpoint callback has said how to resume
     except ArgumentError as error:
         fail(argument_error_message(error))
+    except Exception as error:  # a write outside our own (Lightning's config.yaml, its logs) on a full disk
+        reason = os_error_in(error)
+        if reason is None or reason.errno not in WRITE_FAILURES:
+            raise
+        fail(f"could not write {reason.filename or 'a file'}: {reason.strerror}; make room, or choose another folder")
 
 
 def argument_error_message(error: ArgumentError) -> str:
@@ -197,6 +261,10 @@ def quiet_lightning_advertising() -> None:
     warnings.filterwarnings("ignore", message=".*configure_optimizers` will be overridden by")
     warnings.filterwarnings("ignore", message="`isinstance.treespec, LeafSpec.` is deprecated")
     warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+    # A run's folder moved or copied elsewhere, or resumed with another --checkpoint.every_n_steps: only
+    # ModelCheckpoint's ranking of top-k files (which it does not need) is not carried over.
+    warnings.filterwarnings("ignore", message="The dirpath has changed from")
+    warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used to create")
     # `lit_nst.stylize` passes its own args; in a notebook sys.argv holds the kernel's, which mean nothing here.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within Python")
     # Every batch is the same list of job indices (lit_nst.data.RepeatedJobs): a resume mid-"epoch" is exact.

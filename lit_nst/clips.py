@@ -141,9 +141,9 @@ class Clip:
         return chunks if self.plan.chunks == 1 else {**chunks, "data.overlap": self.plan.overlap}
 
 
-def clip_folder(root: str | Path) -> Path:
+def clip_folder(run: Path) -> Path:
     """A run's clip work beside its checkpoints (found again by a resume): the flow cache, and `frames/`."""
-    return Path(root) / "video"
+    return run / "video"
 
 
 def chunk_frame_file(folder: Path, chunk: int, frame: int) -> Path:

@@ -18,6 +18,7 @@ from lit_nst.errors import UsageError
 from lit_nst.files import file_sha256
 from lit_nst.images import image_to_tensor, load_image, load_mask, resize_longer_side
 from lit_nst.objective import StyleRegion
+from lit_nst.runs import folder_of
 from lit_nst.video import is_clip
 
 FIRST_FRAME_STEPS = 200  # a clip's cold start, without a coarse-to-fine schedule for it
@@ -182,6 +183,7 @@ class StyleImages(L.LightningDataModule):
         self._styles: dict[int, list[Tensor]] = {}  # a clip's style images by size
         self._starts: list[int] | None = None  # `scale_starts`, once
         self._stage_jobs: tuple[int, list[StyleJob]] = (-1, [])  # a clip's jobs at the stage last asked for
+        self.run_folder: Path | None = None  # where the run keeps its checkpoints and a clip's work (lit_nst.runs)
         self.clip = self._clip(contents, styles, one_job_per_content, frame_steps, chunks, overlap)
         self.frame_steps = 20 if frame_steps is None else frame_steps
         self.style_masks = [None if mask in (None, "") else Path(mask) for mask in style_masks or []]
@@ -320,7 +322,7 @@ class StyleImages(L.LightningDataModule):
         if trainer is None:
             self.clip.load_flows(None, write=False)
             return
-        folder = clip_folder(trainer.default_root_dir)
+        folder = clip_folder(folder_of(trainer))
         if trainer.is_global_zero:
             self.clip.load_flows(folder, write=True)
         if trainer.world_size > 1:

@@ -9,13 +9,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from lit_nst.errors import WriteError, os_error_in
+
 
 @contextmanager
 def atomic_file(path: Path, durable: bool = False) -> Iterator[BinaryIO]:
-    """A stream to a temporary file beside `path`, renamed over `path` when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """A stream to a temporary file beside `path`, renamed over `path` when the block succeeds; a failed write
+    (no space, a read-only folder) raises a WriteError naming `path` and leaves the file there was."""
+    temporary = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         # mkstemp creates the file private (0600); the result should have the permissions any new file gets.
         os.fchmod(descriptor, 0o666 & ~_umask())
         with os.fdopen(descriptor, "wb") as stream:
@@ -24,9 +28,13 @@ def atomic_file(path: Path, durable: bool = False) -> Iterator[BinaryIO]:
                 stream.flush()
                 os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    except BaseException as error:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        reason = os_error_in(error) if isinstance(error, Exception) else None
+        if reason is None:
+            raise
+        raise WriteError(f"could not write {path}: {reason.strerror or reason}") from error
 
 
 def _umask() -> int:

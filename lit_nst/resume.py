@@ -25,20 +25,35 @@ def read_checkpoint_record(path: Path) -> dict:
 
 def check_same_job(path: Path, saved: dict, identity: dict[str, object], optimizer: str) -> None:
     """Raise a UsageError naming the first setting in which this command differs from the checkpoint's run."""
+    difference = first_difference(saved, identity, optimizer)
+    if difference is not None:
+        what, here, there = difference
+        verb = "differs" if what.startswith("--") else "differ"
+        raise UsageError(
+            f"cannot resume from {path}: {what} {verb} from the checkpoint's ({here} here, {there} there); use "
+            "the checkpoint's settings, or drop --ckpt_path for a new run"
+        )
+
+
+def first_difference(saved: dict, identity: dict[str, object], optimizer: str) -> tuple[str, str, str] | None:
+    """(the first setting in which this command differs from a checkpoint's run, its value here, there), or None."""
     for key, value in identity.items():
         before = saved["identity"].get(key)
         if before != value:
             what, value, before = _jobs_difference(before, value) if key == "data.jobs" else (f"--{key}", value, before)
-            raise UsageError(
-                f"cannot resume from {path}: {what} differ from the checkpoint's "
-                f"({_short(value)} here, {_short(before)} there); use the checkpoint's settings or another "
-                "--trainer.default_root_dir for a new run"
-            )
+            return what, _short(value), _short(before)
     if saved.get("optimizer") != optimizer:
-        raise UsageError(
-            f"cannot resume from {path}: it was optimised with {saved.get('optimizer')}, this command uses "
-            f"{optimizer}; use the same --optimizer"
-        )
+        return "--optimizer", optimizer, str(saved.get("optimizer"))
+    return None
+
+
+def same_pictures(saved: dict, identity: dict[str, object]) -> bool:
+    """Whether a checkpoint's run paints the same content and style images as this command (whatever else)."""
+
+    def pictures(identity: dict[str, object]) -> list[tuple[str, list[str]]]:
+        return [(job["content"], job["styles"]) for job in identity.get("data.jobs", [])]
+
+    return pictures(saved["identity"]) == pictures(identity)
 
 
 JOB_FIELDS = {

@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,6 +146,22 @@ def bundled(name: str) -> Path:
 def job(size: int = 48, content: str = "chelsea", style: str = "starry_night") -> list[str]:
     """The flags of one job on a bundled photo and painting, by stem."""
     return ["--data.content", photo(content), "--data.style", painting(style), "--data.size", str(size)]
+
+
+def run_checkpoint(root: Path, name: str = "last.ckpt") -> Path:
+    """A checkpoint of the one run kept under `root` (each run has its folder in `checkpoints/`: lit_nst.runs)."""
+    folders = [folder for folder in (root / "checkpoints").glob("*") if folder.is_dir()]
+    assert len(folders) == 1, folders
+    return folders[0] / name
+
+
+def wait_for_checkpoint(root: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the run under `root` has written its first checkpoint."""
+    deadline = time.monotonic() + timeout
+    while not list(root.glob("checkpoints/*/last.ckpt")):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"no checkpoint appeared under {root}"
+        time.sleep(0.1)
 
 
 def require_vgg16() -> Path:

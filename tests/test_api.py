@@ -7,7 +7,7 @@ from PIL import Image
 import lit_nst
 from lit_nst.images import image_to_tensor, load_image, resize_longer_side
 
-from .helpers import painting, photo, run_main
+from .helpers import painting, photo, run_checkpoint, run_main
 
 QUICK = {"size": 64, "max_steps": 3, "enable_progress_bar": False}
 
@@ -86,7 +86,7 @@ def test_a_call_prints_no_lightning_banner_and_leaves_nothing_behind(tmp_path, c
 def test_with_a_root_dir_a_call_checkpoints_and_resumes(tmp_path):
     settings = {**QUICK, "default_root_dir": str(tmp_path)}
     lit_nst.stylize(photo("coffee"), painting("starry_night"), **settings)
-    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert run_checkpoint(tmp_path).is_file()
     resumed = lit_nst.stylize(
         photo("coffee"), painting("starry_night"), **{**settings, "max_steps": 6}, ckpt_path="last"
     )

@@ -21,7 +21,7 @@ from PIL import Image
 from lit_nst.cli import StyleTransferCLI
 from lit_nst.images import image_to_tensor, load_image
 
-from .helpers import ddp, fit, painting, photo, run_lit_nst
+from .helpers import ddp, fit, painting, photo, run_checkpoint, run_lit_nst, wait_for_checkpoint
 
 
 def listed(*items: str) -> str:
@@ -277,12 +277,8 @@ def test_sigterm_under_ddp_stops_every_rank_at_one_step_with_checkpoint_and_imag
         "--checkpoint.every_n_steps",
         "3",
     )
-    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 180
-    while not checkpoint.exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.2)
+    wait_for_checkpoint(tmp_path, process, timeout=180)
+    checkpoint = run_checkpoint(tmp_path)
     time.sleep(1.0)
     if target == "launcher":  # a scheduler that signals the process it started
         process.send_signal(signal.SIGTERM)

@@ -11,7 +11,7 @@ from lit_nst.errors import UsageError
 from lit_nst.images import load_image
 from lit_nst.losses import gram, mean_squared_error, region_weights
 
-from .helpers import fit, painting, photo
+from .helpers import fit, painting, photo, run_checkpoint
 
 
 def population_covariance(image: torch.Tensor) -> torch.Tensor:
@@ -223,7 +223,7 @@ def test_a_coarse_to_fine_resume_lands_in_the_right_scale_and_equals_a_straight_
     capsys.readouterr()
     # With its progress bar: it counts the run's steps, from the resumed one to the last.
     resumed = coarse_to_fine(tmp_path, "--ckpt_path", "last", "--trainer.enable_progress_bar", "true")
-    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    checkpoint = run_checkpoint(tmp_path)
     stage = 1 if stop < 6 else 2
     assert f"lit-nst: resuming at step {stop} of 12, stage {stage} of 2, from {checkpoint}\n" in capsys.readouterr().err
     (bar,) = [task for task in resumed.trainer.progress_bar_callback.progress.tasks if task.description == "Stylizing"]

@@ -8,7 +8,7 @@ from lit_nst.errors import UsageError
 from lit_nst.images import image_to_tensor, load_image
 from lit_nst.module import StyleTransfer
 
-from .helpers import REPO, ddp, fit, painting, photo, run_lit_nst, run_main
+from .helpers import REPO, ddp, fit, painting, photo, run_checkpoint, run_lit_nst, run_main
 
 OPTIMIZERS = {
     "JobwiseLBFGS": ["--optimizer", "lit_nst.optim.JobwiseLBFGS"],
@@ -155,7 +155,7 @@ def test_two_processes_split_three_jobs_equal_one_process_and_their_checkpoint_r
     assert result.returncode == 0, result.stderr
     for name in NAMES:
         assert (read(one / f"{name}.png") - read(two / f"{name}.png")).abs().max() <= 2 / 255, name
-    halfway = two / "checkpoints" / "step-000005.ckpt"
+    halfway = run_checkpoint(two, "step-000005.ckpt")
     fit(resumed, *three_jobs(), "--trainer.max_steps", "10", "--output.dir", resumed, "--ckpt_path", halfway)
     for name in NAMES:
         assert (read(resumed / f"{name}.png") - read(one / f"{name}.png")).abs().max() <= 2 / 255, name

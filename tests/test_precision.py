@@ -1,7 +1,10 @@
 """The precision a run takes by default, and the ones refused (issue: first contact, review findings)."""
 
+import logging
+
 import pytest
 
+from lit_nst.callbacks import RunNote, device_note
 from lit_nst.errors import UsageError
 from lit_nst.precision import check_precision, cpu_precision, default_precision
 
@@ -59,10 +62,19 @@ def test_the_run_says_once_which_precision_it_chose_and_why(tmp_path, capfd, mac
     notes = [line for line in result.stderr.splitlines() if line.startswith("lit-nst: precision")]
     assert len(notes) == 1 and notes[0].startswith(f"lit-nst: precision {machine}: "), result.stderr
     assert default_precision("cpu")[1] in notes[0], result.stderr
-    # Lightning's own line on bf16, held back until the run's checks have passed (a refused run prints only its
-    # error), is printed then, once.
-    amp = result.stderr.count("Using bfloat16 Automatic Mixed Precision (AMP)")
-    assert amp == (machine == "bf16-mixed"), result.stderr
+    # Lightning's own device and precision lines are folded into lit-nst's: no GPU here, nothing to act on.
+    assert "Using bfloat16" not in result.stderr and "GPU available" not in result.stderr, result.stderr
+
+
+def test_lightnings_device_lines_leave_only_an_unused_accelerator(monkeypatch):
+    lines = ["GPU available: True (cuda), used: False", "TPU available: False, using: 0 TPU cores"]
+    assert device_note(lines).startswith("GPU available but not used: --trainer.accelerator gpu")
+    assert device_note(["GPU available: True (cuda), used: True", "Using bfloat16 Automatic Mixed Precision"]) is None
+    record = logging.LogRecord("lightning", logging.INFO, "", 0, "GPU available: False, used: False", None, None)
+    assert not RunNote.hold_start_lines(record)
+    monkeypatch.setenv("LIT_NST_VERBOSE", "1")  # Lightning says everything as it comes
+    assert RunNote.hold_start_lines(record)
+    RunNote.held.clear()
 
 
 def test_lightnings_short_names_are_judged_as_what_they_mean():

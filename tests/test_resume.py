@@ -1,5 +1,7 @@
 """Interrupted optimisations resume exactly, and no fault loses work (issue: resume and faults)."""
 
+import errno
+import os
 import re
 import shutil
 import signal
@@ -14,8 +16,10 @@ from PIL import Image
 
 from lit_nst.errors import UsageError
 from lit_nst.progress import StepProgressBar
+from lit_nst.resume import read_checkpoint_record
+from lit_nst.runs import RunLock
 
-from .helpers import fit, job, painting, require_vgg16, run_main
+from .helpers import fit, job, painting, require_vgg16, run_checkpoint, run_main, wait_for_checkpoint
 
 OPTIMIZERS = {
     "JobwiseLBFGS, the default": [],
@@ -24,8 +28,11 @@ OPTIMIZERS = {
 }
 
 
+LAST = ["--ckpt_path", "last"]
+
+
 def last_checkpoint(root: Path) -> dict:
-    return torch.load(root / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return torch.load(run_checkpoint(root), map_location="cpu", weights_only=False)
 
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
@@ -55,7 +62,7 @@ def test_six_steps_then_resume_to_twelve_equals_twelve_straight(tmp_path, optimi
 def test_checkpoints_live_in_a_fixed_place_and_hold_no_vgg(tmp_path):
     for _ in range(2):
         fit(tmp_path, *job(), "--trainer.max_steps", "3", "--output.path", tmp_path / "out.png")
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert sorted(p.name for p in run_checkpoint(tmp_path).parent.iterdir()) == [".lock", ".lock.pid", "last.ckpt"]
     checkpoint = last_checkpoint(tmp_path)
     assert list(checkpoint["state_dict"]) == ["target"]
     assert checkpoint["lit_nst"]["identity"]["data.size"] == 48
@@ -87,7 +94,7 @@ def first_run(tmp_path_factory) -> Path:
 
 def copy_of(first_run: Path, tmp_path: Path) -> Path:
     shutil.copytree(first_run / "checkpoints", tmp_path / "checkpoints")
-    return tmp_path / "checkpoints" / "last.ckpt"
+    return run_checkpoint(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -98,10 +105,10 @@ def copy_of(first_run: Path, tmp_path: Path) -> Path:
         (["--data.content_mask", "MASK"], "the content mask's contents"),
         (["--model.arch", "vgg16", "--model.weights", "VGG16", "--model.preprocessing", "caffe"], "--model.arch"),
         (["--model.style_weight", "7"], "--model.style_weight"),
-        (["--optimizer", "Adam"], "optimised with JobwiseLBFGS"),
+        (["--optimizer", "Adam"], "--optimizer differs"),
     ],
 )
-def test_resume_of_another_job_stops_before_any_step_naming_the_setting(first_run, tmp_path, capfd, change, message):
+def test_resume_of_another_jobs_checkpoint_stops_before_any_step_naming_it(first_run, tmp_path, capfd, change, message):
     checkpoint = copy_of(first_run, tmp_path)
     before = checkpoint.read_bytes()
     change = [painting("the_scream") if c == "STYLE" else c for c in change]
@@ -121,7 +128,7 @@ def test_resume_of_another_job_stops_before_any_step_naming_the_setting(first_ru
         *job(),
         *change,
         "--ckpt_path",
-        "last",
+        checkpoint,
     )
     assert second.returncode == 2
     assert "Traceback" not in second.stderr
@@ -131,9 +138,167 @@ def test_resume_of_another_job_stops_before_any_step_naming_the_setting(first_ru
     assert not (tmp_path / "o.png").exists()
 
 
+def test_ckpt_path_last_of_changed_settings_starts_fresh_naming_them_and_keeps_the_other_run(
+    first_run, tmp_path, capfd
+):
+    checkpoint = copy_of(first_run, tmp_path)
+    before = checkpoint.read_bytes()
+    args = ["--trainer.max_steps", "2", "--output.path", tmp_path / "o.png", *job(), "--ckpt_path", "last"]
+    changed = run_main(capfd, "fit", "--trainer.default_root_dir", tmp_path, *args, "--model.style_weight", "7")
+    assert changed.returncode == 0, changed.stderr
+    assert (
+        f"no checkpoint of this run in {tmp_path / 'checkpoints'}" in changed.stderr
+        and f"starting fresh; {checkpoint.parent.name} paints the same pictures with --model.style_weight 50.0 (7.0 "
+        "here)"
+        in changed.stderr
+    ), changed.stderr
+    assert checkpoint.read_bytes() == before
+    assert len(list(tmp_path.glob("checkpoints/*/last.ckpt"))) == 2
+
+
+def test_runs_of_other_pictures_in_one_folder_keep_and_resume_their_own_checkpoints(tmp_path):
+    """Two pictures painted in turn in one folder, each then resumed with --ckpt_path last: each goes on from its
+    own checkpoint (the layout before run folders had one last.ckpt, which the second run overwrote)."""
+    pictures = {"chelsea": job(), "coffee": job(content="coffee", style="the_scream")}
+    for name, flags in pictures.items():
+        fit(tmp_path, *flags, "--trainer.max_steps", str(2 + len(name)), "--output.path", tmp_path / f"{name}.png")
+    for name, flags in pictures.items():
+        resumed = fit(tmp_path, *flags, "--trainer.max_steps", "10", "--output.path", tmp_path / "o.png", *LAST)
+        assert resumed.trainer.ckpt_path.startswith(str(tmp_path / "checkpoints" / f"{name}__"))
+        assert read_checkpoint_record(Path(resumed.trainer.ckpt_path))["global_step"] == 10  # written by the resume
+    assert len(list(tmp_path.glob("checkpoints/*/last.ckpt"))) == 2
+
+
+def test_a_second_live_process_on_the_same_run_is_refused_in_one_line(first_run, tmp_path, capfd):
+    checkpoint = copy_of(first_run, tmp_path)
+    before = checkpoint.read_bytes()
+    lock = RunLock(checkpoint.parent)
+    lock.acquire()  # another descriptor on the lock file: another process, as far as the kernel's lock goes
+    try:
+        second = run_main(
+            capfd,
+            "fit",
+            "--trainer.default_root_dir",
+            tmp_path,
+            *job(),
+            "--trainer.max_steps",
+            "4",
+            "--output.path",
+            tmp_path / "o.png",
+            "--ckpt_path",
+            "last",
+        )
+    finally:
+        lock.release()
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    assert second.stderr.strip().splitlines() == [
+        f"lit-nst: error: another lit-nst process (pid {os.getpid()}) is writing checkpoints in {checkpoint.parent}: "
+        "let it finish (then resume with --ckpt_path last), or give this run another --trainer.default_root_dir"
+    ]
+    assert checkpoint.read_bytes() == before and (checkpoint.parent / ".lock").exists()
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.slow
+def test_the_lock_of_a_killed_process_does_not_hold_a_run(first_run, tmp_path):
+    folder = copy_of(first_run, tmp_path).parent
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import os, pathlib; from lit_nst.runs import RunLock; "
+            f"RunLock(pathlib.Path({str(folder)!r})).acquire(); os.kill(os.getpid(), 9)",
+        ],
+    )
+    assert killed.returncode == -9 and (folder / ".lock").exists()
+    resumed = fit(tmp_path, *job(), "--trainer.max_steps", "3", "--output.path", tmp_path / "o.png", *LAST)
+    assert resumed.trainer.global_step == 3
+
+
+class FillingDisk:
+    """`os.fdopen` for lit-nst's temporary files named like `.<name>.*.tmp`: after the first `free` of them, each
+    takes `room` bytes and then the disk is full, as a real one fails: inside the writer (torch.save's zip writer
+    reports it as a RuntimeError raised while handling the OSError)."""
+
+    def __init__(self, name: str, free: int, room: int = 1000) -> None:
+        self.name, self.free, self.room, self.fdopen = name, free, room, os.fdopen
+
+    def __call__(self, descriptor: int, *args, **kwargs):
+        stream = self.fdopen(descriptor, *args, **kwargs)
+        if not Path(os.readlink(f"/proc/self/fd/{descriptor}")).name.startswith(f".{self.name}."):
+            return stream
+        self.free -= 1
+        return stream if self.free >= 0 else Full(stream, self.room)
+
+
+class Full:
+    def __init__(self, stream, room: int) -> None:
+        self.stream, self.room = stream, room
+
+    def write(self, data) -> int:
+        self.room -= len(data)
+        if self.room < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.stream.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+    def __enter__(self) -> "Full":
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.stream.close()
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_line_keeping_the_last_one_and_the_run_resumes(tmp_path, capfd, monkeypatch):
+    args = ["fit", "--trainer.default_root_dir", tmp_path, *job(), "--checkpoint.every_n_steps", "2"]
+    args += ["--output.path", tmp_path / "o.png", "--trainer.max_steps", "6", "--ckpt_path", "last"]
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fdopen", FillingDisk("last.ckpt", free=1))
+        full = run_main(capfd, *args)
+    checkpoint = run_checkpoint(tmp_path)
+    assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr
+    assert full.stderr.strip().splitlines()[-1] == (
+        f"lit-nst: error: could not write {checkpoint}: No space left on device; it still holds step 2: make room, "
+        "then resume with the same command and --ckpt_path last"
+    )
+    assert read_checkpoint_record(checkpoint)["global_step"] == 2
+    assert not list(checkpoint.parent.glob(".*.tmp")) and not (tmp_path / "o.png").exists()
+    room = run_main(capfd, *args)  # as the error says
+    assert room.returncode == 0 and "resuming at step 2 of 6" in room.stderr, room.stderr
+    assert read_checkpoint_record(checkpoint)["global_step"] == 6 and (tmp_path / "o.png").is_file()
+
+
+def test_a_picture_that_cannot_be_written_is_one_line_and_the_one_before_stays(tmp_path, capfd, monkeypatch):
+    picture = tmp_path / "o.png"
+    picture.write_bytes(b"the picture before")
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fdopen", FillingDisk("o.png", free=0))
+        full = run_main(
+            capfd,
+            "fit",
+            "--trainer.default_root_dir",
+            tmp_path,
+            *job(),
+            "--trainer.max_steps",
+            "2",
+            "--output.path",
+            picture,
+            "--trainer.enable_checkpointing",
+            "false",
+        )
+    assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr
+    assert full.stderr.strip().splitlines()[-1] == (
+        f"lit-nst: error: could not write {picture}: No space left on device; make room (or choose another "
+        "--output.path or --output.dir) and run again"
+    )
+    assert picture.read_bytes() == b"the picture before" and list(tmp_path.glob(".o.png.*")) == []
+
+
 @pytest.mark.parametrize("garbage", [b"", b"not a checkpoint", "truncate"])
 def test_a_broken_checkpoint_is_one_line_and_nothing_is_overwritten(first_run, tmp_path, capfd, garbage):
-    good = (first_run / "checkpoints" / "last.ckpt").read_bytes()
+    good = run_checkpoint(first_run).read_bytes()
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(good[: len(good) // 2] if garbage == "truncate" else garbage)
     before = broken.read_bytes()
@@ -212,19 +377,11 @@ def start_fit(tmp_path: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.1)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_saves_checkpoint_and_image_and_says_how_to_resume(tmp_path, signum):
     process = start_fit(tmp_path, "--checkpoint.every_n_steps", "5")
-    wait_for(tmp_path / "checkpoints" / "last.ckpt", process)
+    wait_for_checkpoint(tmp_path, process)
     time.sleep(1.0)  # a few steps past the first checkpoint
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
@@ -251,11 +408,11 @@ def test_a_signal_saves_checkpoint_and_image_and_says_how_to_resume(tmp_path, si
 
 @pytest.mark.slow
 def test_a_hard_kill_during_a_checkpoint_write_leaves_last_loadable(tmp_path):
-    checkpoints = tmp_path / "checkpoints"
     # A checkpoint every step; the kill lands while a write's temporary file is there, i.e. mid-write. The process
     # is stopped first and the file looked for again: on a busy machine a write can end between a look and a kill.
     process = start_fit(tmp_path, "--checkpoint.every_n_steps", "1")
-    wait_for(checkpoints / "last.ckpt", process)
+    wait_for_checkpoint(tmp_path, process)
+    checkpoints = run_checkpoint(tmp_path).parent
     deadline = time.monotonic() + 120
     while True:
         assert process.poll() is None and time.monotonic() < deadline, "no write was caught in progress"
@@ -295,11 +452,11 @@ def test_save_config_does_not_refuse_a_resume(tmp_path):
 def test_keep_holds_the_latest_periodic_checkpoints_beside_last(tmp_path):
     settings = ["--checkpoint.every_n_steps", "3", "--checkpoint.keep", "2", "--output.path", tmp_path / "o.png"]
     fit(tmp_path, *job(), "--trainer.max_steps", "10", *settings)
-    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    names = sorted(p.name for p in run_checkpoint(tmp_path).parent.glob("*.ckpt"))
     assert names == ["last.ckpt", "step-000006.ckpt", "step-000009.ckpt"]
     resumed = fit(tmp_path, *job(), "--trainer.max_steps", "13", *settings, "--ckpt_path", "last")
     assert resumed.trainer.global_step == 13
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir())[-1] == "step-000012.ckpt"
+    assert sorted(p.name for p in run_checkpoint(tmp_path).parent.glob("*.ckpt"))[-1] == "step-000012.ckpt"
 
 
 def test_a_resume_with_another_learning_rate_or_history_applies_them_and_says_so(tmp_path, capsys):
@@ -342,8 +499,8 @@ def test_weights_given_as_a_path_are_identified_by_their_content(tmp_path, rando
     state = torch.load(moved, weights_only=True)
     state["features.0.bias"] = state["features.0.bias"] + 1
     torch.save(state, moved)
-    with pytest.raises(UsageError, match="--model.weights differ"):
-        fit(tmp_path, *moved_settings, "--trainer.max_steps", "4", "--ckpt_path", "last")
+    with pytest.raises(UsageError, match="--model.weights differs"):
+        fit(tmp_path, *moved_settings, "--trainer.max_steps", "4", "--ckpt_path", run_checkpoint(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -359,7 +516,7 @@ def test_a_resume_with_another_blend_or_pairing_names_that_setting(tmp_path, fir
     settings = [*contents, *styles, "--data.size", "32", "--output.dir", tmp_path / "out"]
     fit(tmp_path, *settings, *first, "--trainer.max_steps", "2")
     with pytest.raises(UsageError, match=re.escape(named)) as raised:
-        fit(tmp_path, *settings, *second, "--trainer.max_steps", "3", "--ckpt_path", "last")
+        fit(tmp_path, *settings, *second, "--trainer.max_steps", "3", "--ckpt_path", run_checkpoint(tmp_path))
     assert "sha256" not in str(raised.value)
 
 
@@ -408,6 +565,6 @@ def test_the_bar_of_a_run_resumed_mid_run_is_there_at_its_first_step_counting_fr
         return first_batch_start(self, trainer, *args)
 
     monkeypatch.setattr(StepProgressBar, "on_train_batch_start", spy)
-    midway = tmp_path / "checkpoints" / "step-000002.ckpt"
+    midway = run_checkpoint(tmp_path, "step-000002.ckpt")
     fit(tmp_path, *settings, "--trainer.max_steps", "6", "--ckpt_path", midway, "--trainer.enable_progress_bar", "true")
     assert seen[0] == (2, 6), seen
