@@ -24,6 +24,7 @@ from lit_nst.precision import check_precision, default_precision
 from lit_nst.progress import StepProgressBar
 from lit_nst.resume import check_same_job, first_difference, read_checkpoint_record, same_pictures
 from lit_nst.runs import LAST, RUNS, RunLock, other_runs, run_folder, run_name
+from lit_nst.usage import USAGE, plain_message, short_help
 
 DEFAULTS = Path(__file__).with_name("defaults.yaml")
 # A full disk, a quota, a read-only or forbidden folder: the user's to fix, in one line.
@@ -33,6 +34,12 @@ DEFAULT_MAX_STEPS = 500  # a single-scale run's length when --trainer.max_steps 
 
 class StyleTransferCLI(LightningCLI):
     console_reports = True  # the precision chosen and the metrics table; off where a notebook shows the result
+    full_help = False  # `--help` shows every flag (`--help-all`), not lit-nst's own first
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        # Only fit: validate, test and predict would mean nothing for an optimisation with no dataset.
+        return {"fit": LightningCLI.subcommands()["fit"]}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ImageOutput, "output")
@@ -44,6 +51,8 @@ class StyleTransferCLI(LightningCLI):
                 "trainer.precision": None,  # chosen for the device in `_instantiate_trainer`
             }
         )
+        if not self.full_help:
+            parser.format_help = lambda: short_help(parser)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         callbacks = [*callbacks, GracefulInterrupt()]
@@ -233,8 +242,17 @@ def main() -> None:
     RunNote.held.clear()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(RunNote.hold_start_lines)
     quiet_lightning_advertising()
+    args = sys.argv[1:]
+    if args in ([], ["fit"], ["-h"], ["--help"]):
+        print(USAGE, end="", file=sys.stdout if args and args != ["fit"] else sys.stderr)
+        if args == ["fit"]:
+            print("lit-nst: error: give a photo and a painting: --data.content and --data.style", file=sys.stderr)
+        raise SystemExit(0 if args and args != ["fit"] else 2)
+    if "--help-all" in args:
+        StyleTransferCLI.full_help = True
+        args = [("--help" if arg == "--help-all" else arg) for arg in args]
     try:
-        cli_main()
+        cli_main(args if StyleTransferCLI.full_help else None)
     except UsageError as error:
         fail(str(error))
     except SIGTERMException:
@@ -250,7 +268,7 @@ def main() -> None:
 
 def argument_error_message(error: ArgumentError) -> str:
     """jsonargparse's message on one line, with where to look."""
-    return f"{' '.join(str(error).split())} (see lit-nst fit --help)"
+    return f"{plain_message(str(error))} (see lit-nst fit --help)"
 
 
 def quiet_lightning_advertising() -> None:

@@ -9,6 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+from lit_nst.usage import FIRST_COMMAND, SECTIONS
+
 from .helpers import random_vgg_state, run_lit_nst, run_main
 
 
@@ -51,7 +53,10 @@ CASES = {
     "unknown layer": (["--model.style_layers", "[relu1_1,relu6_1]"], "unknown layer 'relu6_1'"),
     "missing weights file": (["--model.weights", "{d}/none.pth"], "does not exist"),
     "weights of the wrong arch": (["--model.weights", "{d}/vgg16.pth"], "has no tensor 'features.16.weight'"),
-    "not a number": (["--data.size", "big"], 'Parser key "data.size"'),
+    "not a number": (["--data.size", "big"], "--data.size takes a whole number, not big (see lit-nst fit --help)"),
+    "not a choice": (["--model.color", "lum"], "--model.color is one of none, luminance, match, not lum"),
+    "no style": (["--data.style", "DROP"], "these flags are required: --data.style (see lit-nst fit --help)"),
+    "a subcommand that means nothing here": (["SUBCOMMAND", "validate"], "invalid choice: 'validate' (choose from"),
     "output in a file's place": (["--output.path", "{d}/good.png/out.png"], "good.png is a file"),
     "mask of other proportions": (["--data.content_mask", "{d}/full.jpg"], "the content's proportions are 32x24"),
     "a mask too many": (["--data.style_masks", "[{d}/good.png,null]"], "2 masks for 1 styles"),
@@ -84,12 +89,16 @@ def bad_run(bad_inputs, tmp_path, case) -> tuple[list[str], Path, str]:
     output = tmp_path / "out" / "out.png"
     args = {"--data.content": f"{bad_inputs}/good.png", "--data.style": f"{bad_inputs}/good.png", "--data.size": "32"}
     args["--output.path"] = str(output)
+    subcommand = "fit"
     for key, value in zip(overrides[::2], overrides[1::2], strict=True):
         args[key] = value.format(d=bad_inputs, t=tmp_path)
     if "--output.dir" in args:
         del args["--output.path"]
+    if args.get("--data.style") == "DROP":
+        del args["--data.style"]
+    subcommand = args.pop("SUBCOMMAND", "fit")
     flat = [item for pair in args.items() for item in pair]
-    return ["fit", "--trainer.default_root_dir", str(tmp_path / "logs"), *flat], output, message
+    return [subcommand, "--trainer.default_root_dir", str(tmp_path / "logs"), *flat], output, message
 
 
 def assert_refused(result, output: Path, message: str, tmp_path: Path) -> None:
@@ -123,3 +132,31 @@ def test_the_installed_command_exits_2_with_one_line(bad_inputs, tmp_path, case)
     """The console script as a process: refused at parsing, and in a callback's checks once the Trainer exists."""
     args, output, message = bad_run(bad_inputs, tmp_path, case)
     assert_refused(run_lit_nst(*args, timeout=120), output, message, tmp_path)
+
+
+@pytest.mark.parametrize("args", [[], ["fit"], ["--help"]])
+def test_the_command_alone_shows_a_short_usage_with_the_first_command_to_try(capfd, args):
+    result = run_main(capfd, *args)
+    shown = result.stdout if args == ["--help"] else result.stderr
+    assert shown.startswith("usage: lit-nst fit --data.content PHOTO --data.style PAINTING") and FIRST_COMMAND in shown
+    assert max(map(len, shown.splitlines())) <= 80
+    assert result.returncode == (0 if args == ["--help"] else 2)
+    if args == ["fit"]:
+        assert result.stderr.splitlines()[-1] == (
+            "lit-nst: error: give a photo and a painting: --data.content and --data.style"
+        )
+
+
+def test_help_leads_with_lit_nsts_flags_in_two_screens_and_help_all_has_every_trainer_flag(capfd, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    short = run_main(capfd, "fit", "--help")
+    assert short.returncode == 0 and len(short.stdout.splitlines()) <= 100
+    sections = [line for line in short.stdout.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert sections == [f"{section}:" for section in SECTIONS]
+    assert "--model.style_weight      how strongly the painting's style shows (default: 50.0)" in short.stdout
+    assert "--trainer.max_epochs" not in short.stdout
+    everything = run_main(capfd, "fit", "--help-all")
+    assert everything.returncode == 0 and "--trainer.max_epochs" in everything.stdout
+    for flags in SECTIONS.values():  # each flag of the short help is one the command takes
+        for flag in flags:
+            assert f"--{flag} " in everything.stdout, flag
