@@ -1,5 +1,6 @@
 """The LightningModule: the target image is the only parameter; the objective is frozen around it."""
 
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from lit_nst.optim import JobwiseLBFGS, apply_settings, optimizer_settings, rese
 from lit_nst.preprocessing import Preprocess, PreprocessingName
 from lit_nst.temporal import TemporalTerm
 from lit_nst.tiling import BlockWalk, MemoryPlan, Share, check_tile_size, fit_estimate, plan_memory
+from lit_nst.watch import RisingLoss
 from lit_nst.weights import weight_source
 
 Color = Literal["none", "luminance", "match"]
@@ -106,6 +108,7 @@ class StyleTransfer(L.LightningModule):
         check_tile_size(tile_size, self.objective)
         self.block_walk: BlockWalk | None = None  # set in `on_fit_start` when the run is tiled
         self.temporal = TemporalTerm()  # active from a clip's second frame on
+        self.rising_loss = RisingLoss()
         self.init = init
         # The real image is created in `setup`, once the data module has loaded the content.
         self.target = nn.Parameter(torch.empty(0))
@@ -133,10 +136,14 @@ class StyleTransfer(L.LightningModule):
             total = total + self.hparams.temporal_weight * losses["loss/temporal"]
         distributed = self.trainer.world_size > 1
         nonfinite = (~torch.isfinite(total)).float()
-        here = bool(nonfinite.item())  # before the reduction, which sums in place
+        value = total.item()  # the step's one wait for the device: read before the reduction, which sums in place
+        here = not math.isfinite(value)
+        rising = self.rising_loss.update(value, self.scale_index, self.global_step)
+        if rising is not None and (self.trainer.is_global_zero or not self.shares_jobs):
+            print(f"lit-nst: warning: {rising}", file=sys.stderr)
         # Every rank stops together: one rank alone leaving would cut the others off mid-collective.
         if self.trainer.strategy.reduce(nonfinite, reduce_op="sum").item() if distributed else here:
-            value = total.item() if here else "non-finite on another process"
+            value = value if here else "non-finite on another process"
             raise DivergedError(
                 f"the loss became {value} at step {self.global_step}: lower the learning rate "
                 "(--optimizer.lr) or the style weight (--model.style_weight); the last good checkpoint and "
