@@ -262,6 +262,10 @@ def resuming_note(trainer: L.Trainer) -> str:
     data, step = trainer.datamodule, trainer.global_step
     stages = len(data.steps)
     stage = f", stage {data.scale_index(step) + 1} of {stages}" if stages > 1 else ""
+    if data.clip is not None:  # a clip's stages after the first frame's schedule are its frames
+        plan = data.clip.plan
+        frame = max(0, data.scale_index(step) - len(data.scales) + 1) + 1
+        stage = f", frame {frame} of {plan.stages}" + (f" in each of {plan.chunks} chunks" if plan.chunks > 1 else "")
     return f"resuming at step {step} of {trainer.max_steps}{stage}, from {trainer.ckpt_path}"
 
 
@@ -350,6 +354,7 @@ class RunNote(Callback):
         "Restoring states from the checkpoint",
         "Restored all states from the checkpoint",
         "`Trainer.fit` stopped: `max_steps=",
+        "\nDetected KeyboardInterrupt",  # the checkpoint's line says where the run stopped and how to go on
     )
 
     def __init__(self, message: str | None = None) -> None:

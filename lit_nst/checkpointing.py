@@ -11,6 +11,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from lit_nst.console import Interrupts
 from lit_nst.errors import UsageError, WriteError
 from lit_nst.files import atomic_file
 from lit_nst.resume import read_checkpoint_record
@@ -133,6 +134,7 @@ class GracefulInterrupt(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.received.clear()
+        Interrupts.run_started = True
         for signum in self.SIGNALS:
             self.previous_handlers[signum] = signal.signal(signum, self._request)
 
@@ -140,6 +142,7 @@ class GracefulInterrupt(Callback):
         if signum == signal.SIGINT and signum in self.received:  # a second Ctrl-C stops at once
             raise KeyboardInterrupt
         self.received.add(signum)
+        Interrupts.received = Interrupts.received or signum == signal.SIGINT
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, index: int) -> None:
         interrupt, terminate = (signum in self.received for signum in self.SIGNALS)

@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from lit_nst.callbacks import ImageOutput, MetricsTable, RunNote
 from lit_nst.checkpointing import AtomicCheckpointIO, GracefulInterrupt, RunCheckpoint
+from lit_nst.console import Interrupts
 from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError, os_error_in
 from lit_nst.module import StyleTransfer
@@ -104,6 +105,8 @@ class StyleTransferCLI(LightningCLI):
     def before_fit(self) -> None:
         """Apply a coarse-to-fine schedule's step count; give the run its own folder and lock it; resolve
         `--ckpt_path last` to this run's checkpoint and refuse a checkpoint of another job, before any step."""
+        if Interrupts.received:  # a Ctrl-C that an import swallowed (lit_nst.console)
+            raise KeyboardInterrupt
         config = self.config_init[self.subcommand]
         self.trainer.fit_loop.epoch_loop.max_steps = self._max_steps(self.trainer.max_steps)
         data, checkpoints = self.datamodule, self.trainer.checkpoint_callback

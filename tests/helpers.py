@@ -19,7 +19,8 @@ import torch
 import yaml
 
 from lit_nst.backbone import conv_shapes
-from lit_nst.cli import StyleTransferCLI, cli_main, main
+from lit_nst.cli import StyleTransferCLI, cli_main
+from lit_nst.console import main
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"  # public-domain photos and paintings shipped with the project

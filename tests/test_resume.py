@@ -385,8 +385,8 @@ def test_a_signal_saves_checkpoint_and_image_and_says_how_to_resume(tmp_path, si
     time.sleep(1.0)  # a few steps past the first checkpoint
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode != 0
-    assert "--ckpt_path last" in stderr and "Traceback" not in stderr, stderr
+    assert process.returncode == 128 + signum  # the shell's convention: 130 after Ctrl-C, 143 after SIGTERM
+    assert "--ckpt_path last" in stderr and "Traceback" not in stderr and "Detected" not in stderr, stderr
     step = last_checkpoint(tmp_path)["global_step"]
     assert step > 5 and f"interrupted at step {step}" in stderr  # saved at the interruption, not at the last 5
     assert (tmp_path / "out.png").is_file()
@@ -404,6 +404,19 @@ def test_a_signal_saves_checkpoint_and_image_and_says_how_to_resume(tmp_path, si
         "last",
     )
     assert resumed.trainer.global_step == step + 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after", [0.2, 2.0])
+def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path, after):
+    """While torch is imported (0.2 s) or Lightning and the model are set up (2 s): no traceback, nothing written."""
+    process = start_fit(tmp_path)
+    time.sleep(after)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.splitlines()[-1].startswith("lit-nst: interrupted"), stderr
+    assert not list(tmp_path.glob("checkpoints/*/*.ckpt"))
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from lit_nst.flow import frame_flows, optical_flow, reliable, warp, warping_erro
 from lit_nst.images import image_to_tensor, load_image
 from lit_nst.video import camera_move, is_clip, read_frames, write_clip
 
-from .helpers import bundled, ddp, fit, painting, photo, run_lit_nst, run_main
+from .helpers import bundled, ddp, fit, painting, photo, run_checkpoint, run_lit_nst, run_main
 
 STYLE = ["--data.style", painting("starry_night")]
 # A 48-px clip: the first frame coarse to fine, then a few steps a frame.
@@ -101,7 +101,7 @@ def test_a_clip_becomes_a_video_with_its_frames_and_rate_and_less_flicker_than_f
     inputs = frames_in(clip)
     assert len(painted) == 6 and rate == 24 and not audio
     assert painted[0].shape == inputs[0].shape
-    kept = frames_in(tmp_path / "clip" / "video" / "frames")
+    kept = frames_in(run_checkpoint(tmp_path / "clip").parent / "video" / "frames")
     assert len(kept) == 6
     # H.264 keeps the painted frames (its 4:2:0 chroma blurs a 48-px frame's strokes a little).
     assert (painted[3] - kept[3]).abs().mean() < min(10 / 255, (kept[3] - inputs[3]).abs().mean() / 3)
@@ -133,19 +133,24 @@ def test_a_resumed_clip_ends_as_a_straight_one_without_painting_a_frame_twice(tm
     folder = tmp_path / "cut"
     fit(folder, *flags, "--output.dir", folder / "out", "--trainer.max_steps", str(total - cut))
     assert not (folder / "out").exists() or not list((folder / "out").glob("*.png"))  # a clip is written whole
-    done = {path.name: path.stat().st_mtime_ns for path in (folder / "video" / "frames").glob("*.png")}
+    frames = run_checkpoint(folder).parent / "video" / "frames"  # the run's own: another clip's are elsewhere
+    done = {path.name: path.stat().st_mtime_ns for path in frames.glob("*.png")}
+    # Cut at step 19 (5), frames 0 and 1 of chunk 0 and 3 and 4 of chunk 1 are done, so frames 0, 1 and 4; at step
+    # 20 (4), 0-2 and 4-5. Frame 3 waits for chunk 0.
+    finished = {5: 3, 4: 5}[cut]
+    assert f"{finished} frames of the clip's 6 painted so far" in capsys.readouterr().err
     resumed = fit(folder, *flags, "--output.dir", folder / "out", "--ckpt_path", "last")
     assert resumed.trainer.global_step == total
-    again = {path.name: path.stat().st_mtime_ns for path in (folder / "video" / "frames").glob("*.png")}
+    # A clip's stages after the first frame are its frames: the line says which.
+    frame = resumed.datamodule.scale_index(total - cut) - len(resumed.datamodule.scales) + 2
+    where = f"resuming at step {total - cut} of {total}, frame {frame} of 4 in each of 2 chunks"
+    assert where in capsys.readouterr().err
+    again = {path.name: path.stat().st_mtime_ns for path in frames.glob("*.png")}
     # The frames in progress at the cut were written then (nothing lost), and painted on after the resume.
     data = chunked.datamodule
     stage = data.scale_index(total - cut - 1)
     in_progress = {f"chunk{chunk}_{frame:05d}.png" for chunk, frame in enumerate(data.frames_at(stage))}
     assert in_progress <= set(done) and len(done) > len(in_progress)
-    # Cut at step 19 (5), frames 0 and 1 of chunk 0 and 3 and 4 of chunk 1 are done, so frames 0, 1 and 4; at step
-    # 20 (4), 0-2 and 4-5. Frame 3 waits for chunk 0.
-    finished = {5: 3, 4: 5}[cut]
-    assert f"{finished} frames of the clip's 6 painted so far" in capsys.readouterr().err
     assert all(again[name] == done[name] for name in set(done) - in_progress)
     straight = Path(chunked.trainer.default_root_dir) / "out"
     for a, b in zip(frames_in(straight), frames_in(folder / "out"), strict=True):
