@@ -420,6 +420,50 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path, after):
 
 
 @pytest.mark.slow
+def test_two_pictures_painted_at_once_in_one_folder_both_finish_and_resume_from_their_own(tmp_path):
+    pictures = {"chelsea": job(), "coffee": job(content="coffee", style="the_scream")}
+    script = Path(sys.executable).with_name("lit-nst")
+    common = ["--trainer.default_root_dir", tmp_path, "--trainer.max_steps", "8", "--checkpoint.every_n_steps", "2"]
+    common += ["--trainer.enable_progress_bar", "false"]
+    processes = {
+        name: subprocess.Popen(
+            [script, "fit", *flags, *common, "--output.path", tmp_path / f"{name}.png"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, flags in pictures.items()
+    }
+    for process in processes.values():
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+    for name, flags in pictures.items():
+        resumed = fit(tmp_path, *flags, "--trainer.max_steps", "10", "--output.path", tmp_path / "o.png", *LAST)
+        assert resumed.trainer.ckpt_path.startswith(str(tmp_path / "checkpoints" / f"{name}__"))
+        assert read_checkpoint_record(Path(resumed.trainer.ckpt_path))["global_step"] == 10
+
+
+@pytest.mark.slow
+def test_a_run_started_while_the_same_one_is_live_is_refused_and_resumes_once_it_stops(tmp_path, capfd):
+    live = start_fit(tmp_path, "--checkpoint.every_n_steps", "2")
+    wait_for_checkpoint(tmp_path, live)
+    args = ["fit", *job(96), "--trainer.default_root_dir", tmp_path, "--output.path", tmp_path / "out.png", *LAST]
+    second = run_main(capfd, *args, "--trainer.max_steps", "100000")
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.strip().splitlines() == [
+        f"lit-nst: error: another lit-nst process (pid {live.pid}) is writing checkpoints in "
+        f"{run_checkpoint(tmp_path).parent}: let it finish (then resume with --ckpt_path last), or give this run "
+        "another --trainer.default_root_dir"
+    ]
+    live.send_signal(signal.SIGTERM)
+    live.communicate(timeout=120)
+    assert live.returncode == 128 + signal.SIGTERM
+    step = last_checkpoint(tmp_path)["global_step"]
+    again = run_main(capfd, *args, "--trainer.max_steps", str(step + 1), "--trainer.enable_progress_bar", "false")
+    assert again.returncode == 0 and f"resuming at step {step} of {step + 1}" in again.stderr, again.stderr
+
+
+@pytest.mark.slow
 def test_a_hard_kill_during_a_checkpoint_write_leaves_last_loadable(tmp_path):
     # A checkpoint every step; the kill lands while a write's temporary file is there, i.e. mid-write. The process
     # is stopped first and the file looked for again: on a busy machine a write can end between a look and a kill.
