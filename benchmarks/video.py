@@ -35,7 +35,7 @@ from lit_nst.video import CAMERA_WINDOW, camera_move, read_frames, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTO, STYLE = REPO / "assets" / "chelsea.jpg", REPO / "assets" / "starry_night.jpg"
-LIT_NST = "import sys; from lit_nst.cli import main; sys.argv[0] = 'lit-nst'; main()"
+LIT_NST = "import sys; from lit_nst.console import main; sys.argv[0] = 'lit-nst'; main()"
 
 
 def lit_nst(*args: str) -> float:

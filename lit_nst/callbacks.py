@@ -15,7 +15,7 @@ from rich.table import Table
 
 from lit_nst.checkpointing import INTERRUPTIONS
 from lit_nst.clips import assembled, chunk_frame_file, clip_folder
-from lit_nst.errors import UsageError, WriteError
+from lit_nst.errors import UsageError
 from lit_nst.images import check_writable, check_writable_folder, labelled_panel, save_image
 from lit_nst.runs import folder_of
 from lit_nst.video import (
@@ -72,6 +72,7 @@ class ImageOutput(Callback):
         self.panel = panel
         self.fps = fps
         self.paths: list[Path] = []
+        self.started = False  # the first step has begun: an interruption before it has nothing new to write
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         jobs = trainer.datamodule.jobs
@@ -129,7 +130,8 @@ class ImageOutput(Callback):
         return clip_folder(folder_of(trainer)) / "frames"
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # A fresh run (not a resume) of a clip into a folder that holds another run's frames: they are not this one's.
+        self.started = True
+        # A fresh start of a clip over the frames of an earlier attempt at the same run: they are not this one's.
         if trainer.datamodule.clip is not None and trainer.global_step == 0 and trainer.is_global_zero:
             for stale in self.frames_folder(trainer).glob("chunk*_*.png"):
                 stale.unlink()
@@ -162,23 +164,12 @@ class ImageOutput(Callback):
         self.write(trainer, pl_module)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        # Only interruptions: after a divergence the image of the last good step must stay as it is.
-        if isinstance(exception, INTERRUPTIONS):
+        # Only interruptions of a run under way: after a divergence the image of the last good step must stay as it
+        # is, and before the first step there is nothing new to write (an earlier result at the path stays).
+        if isinstance(exception, INTERRUPTIONS) and self.started:
             self.write(trainer, pl_module)
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        try:
-            self._write(trainer, pl_module)
-        except WriteError as error:
-            checkpoints = trainer.checkpoint_callback
-            remains = (
-                "make room (or choose another --output.path or --output.dir) and run again"
-                if checkpoints is None
-                else checkpoints.what_remains(trainer)
-            )
-            raise WriteError(f"{error}; {remains}") from None
-
-    def _write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         clip = trainer.datamodule.clip
         if clip is not None:
             self.write_frames(trainer, pl_module)  # the frames in progress too: a stop loses nothing

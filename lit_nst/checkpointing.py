@@ -56,6 +56,7 @@ class RunCheckpoint(ModelCheckpoint):
             save_last=True,
             enable_version_counter=False,
         )
+        self.started = False  # the first step has begun: an interruption before it has nothing to save
 
     def last_path(self, trainer: L.Trainer) -> Path:
         """The run's `last.ckpt`: one fixed file in the run's own folder (lit_nst.runs), found by --ckpt_path last."""
@@ -75,21 +76,15 @@ class RunCheckpoint(ModelCheckpoint):
         if torch.isfinite(trainer.lightning_module.target).all():
             super()._save_last_checkpoint(trainer, monitor_candidates)
 
-    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        try:
-            super()._save_checkpoint(trainer, filepath)
-        except WriteError as error:
-            raise WriteError(f"{error}; {self.what_remains(trainer, Path(filepath))}") from None
-
     def what_remains(self, trainer: L.Trainer, failed: Path | None = None) -> str:
-        """After a failed write (of `failed`): what the run's last checkpoint still holds, and how to go on."""
+        """After a failed write (of `failed`): how to go on, with the step this run's checkpoint still holds."""
         last = self.last_path(trainer)
         try:
             step = read_checkpoint_record(last)["global_step"]
         except UsageError:
-            return "no checkpoint of this run was kept: make room (or choose another folder) and run again"
+            return "run again"
         holder = "it" if failed == last else str(last)
-        return f"{holder} still holds step {step}: make room, then resume with the same command and --ckpt_path last"
+        return f"resume with the same command and --ckpt_path last ({holder} still holds step {step})"
 
     def save_now(self, trainer: L.Trainer) -> None:
         if self._last_global_step_saved != trainer.global_step:
@@ -106,9 +101,14 @@ class RunCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save_now(trainer)  # however short the run, and whatever N is
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = True
+
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        # Only interruptions: after a divergence or an error the last good checkpoint must stay as it is.
-        if isinstance(exception, INTERRUPTIONS):
+        if isinstance(exception, WriteError):  # whichever write failed: what the checkpoint holds, how to go on
+            exception.then = self.what_remains(trainer, exception.path)
+        # Only interruptions of a run under way: after a divergence or an error the last good checkpoint must stay.
+        if isinstance(exception, INTERRUPTIONS) and self.started:
             self.save_now(trainer)
             if trainer.is_global_zero:
                 print(
@@ -142,7 +142,7 @@ class GracefulInterrupt(Callback):
         if signum == signal.SIGINT and signum in self.received:  # a second Ctrl-C stops at once
             raise KeyboardInterrupt
         self.received.add(signum)
-        Interrupts.received = Interrupts.received or signum == signal.SIGINT
+        Interrupts.in_run = Interrupts.in_run or signum == signal.SIGINT
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, index: int) -> None:
         interrupt, terminate = (signum in self.received for signum in self.SIGNALS)

@@ -25,11 +25,11 @@ from lit_nst.precision import check_precision, default_precision
 from lit_nst.progress import StepProgressBar
 from lit_nst.resume import check_same_job, first_difference, read_checkpoint_record, same_pictures
 from lit_nst.runs import LAST, RUNS, RunLock, other_runs, run_folder, run_name
-from lit_nst.usage import USAGE, plain_message, short_help
+from lit_nst.usage import plain_message, short_help
 
 DEFAULTS = Path(__file__).with_name("defaults.yaml")
-# A full disk, a quota, a read-only or forbidden folder: the user's to fix, in one line.
-WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+# A full disk, a quota, a read-only or forbidden file or folder: the user's to fix, in one line.
+OS_REFUSALS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 DEFAULT_MAX_STEPS = 500  # a single-scale run's length when --trainer.max_steps is not given
 
 
@@ -105,7 +105,7 @@ class StyleTransferCLI(LightningCLI):
     def before_fit(self) -> None:
         """Apply a coarse-to-fine schedule's step count; give the run its own folder and lock it; resolve
         `--ckpt_path last` to this run's checkpoint and refuse a checkpoint of another job, before any step."""
-        if Interrupts.received:  # a Ctrl-C that an import swallowed (lit_nst.console)
+        if Interrupts.at_start_up:  # a Ctrl-C that an import swallowed (lit_nst.console)
             raise KeyboardInterrupt
         config = self.config_init[self.subcommand]
         self.trainer.fit_loop.epoch_loop.max_steps = self._max_steps(self.trainer.max_steps)
@@ -119,8 +119,9 @@ class StyleTransferCLI(LightningCLI):
             data.run_folder = run_folder(self.trainer.default_root_dir, name, settings)
         if checkpoints is not None:
             checkpoints.dirpath = str(data.run_folder)
-        if (checkpoints is not None or data.clip is not None) and rank_zero_only.rank == 0:
-            # Only the launching process: the ranks it starts run this command again, inside its run.
+        launcher = rank_zero_only.rank == 0 and self.trainer.node_rank == 0
+        if (checkpoints is not None or data.clip is not None) and launcher:
+            # Only the launching process of the first node: the ranks it starts run this command again, inside its run.
             self.run_lock = RunLock(data.run_folder)
             self.run_lock.acquire()
         ckpt_path = config.get("ckpt_path")
@@ -173,14 +174,15 @@ class StyleTransferCLI(LightningCLI):
         return None
 
     def _note_a_waiting_checkpoint(self, last: Path) -> None:
-        """A fresh start of a run that has an unfinished checkpoint replaces it at its first save: say so first."""
+        """A fresh start of a run that has a checkpoint replaces it at its first save: say so first (whether it was
+        finished is not known: its planned length is not part of the run)."""
         if rank_zero_only.rank != 0 or not last.is_file():
             return
         try:
             step = read_checkpoint_record(last)["global_step"]
         except UsageError:  # a broken one: nothing to go on from
             return
-        if step < self.trainer.max_steps:
+        if step > 0:
             print(
                 f"lit-nst: starting afresh; this run's checkpoint at step {step} ({last}) is replaced at the first "
                 "save: add --ckpt_path last to go on from it instead",
@@ -219,6 +221,12 @@ class StyleTransferCLI(LightningCLI):
         return class_path.rsplit(".", 1)[-1]
 
 
+class FullHelpCLI(StyleTransferCLI):
+    """`lit-nst fit --help-all`: jsonargparse's help of every flag, Lightning's Trainer's included."""
+
+    full_help = True
+
+
 def cli_main(
     args: list[str] | None = None, run: bool = True, cli_class: type[StyleTransferCLI] = StyleTransferCLI
 ) -> StyleTransferCLI:
@@ -246,27 +254,24 @@ def main() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(RunNote.hold_start_lines)
     quiet_lightning_advertising()
     args = sys.argv[1:]
-    if args in ([], ["fit"], ["-h"], ["--help"]):
-        print(USAGE, end="", file=sys.stdout if args and args != ["fit"] else sys.stderr)
-        if args == ["fit"]:
-            print("lit-nst: error: give a photo and a painting: --data.content and --data.style", file=sys.stderr)
-        raise SystemExit(0 if args and args != ["fit"] else 2)
     if "--help-all" in args:
-        StyleTransferCLI.full_help = True
         args = [("--help" if arg == "--help-all" else arg) for arg in args]
+        cli_main(args, cli_class=FullHelpCLI)
+        return
     try:
-        cli_main(args if StyleTransferCLI.full_help else None)
+        cli_main()
     except UsageError as error:
         fail(str(error))
     except SIGTERMException:
         raise SystemExit(128 + signal.SIGTERM) from None  # the checkpoint callback has said how to resume
     except ArgumentError as error:
         fail(argument_error_message(error))
-    except Exception as error:  # a write outside our own (Lightning's config.yaml, its logs) on a full disk
+    except Exception as error:  # an OSError outside our own writes: Lightning's config.yaml and logs, say
         reason = os_error_in(error)
-        if reason is None or reason.errno not in WRITE_FAILURES:
+        if reason is None or reason.errno not in OS_REFUSALS:
             raise
-        fail(f"could not write {reason.filename or 'a file'}: {reason.strerror}; make room, or choose another folder")
+        fix = "make room" if reason.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a file or folder you may use"
+        fail(f"{reason.filename or 'a file'}: {reason.strerror}; {fix}, then run again")
 
 
 def argument_error_message(error: ArgumentError) -> str:

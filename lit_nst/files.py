@@ -34,7 +34,7 @@ def atomic_file(path: Path, durable: bool = False) -> Iterator[BinaryIO]:
         reason = os_error_in(error) if isinstance(error, Exception) else None
         if reason is None:
             raise
-        raise WriteError(f"could not write {path}: {reason.strerror or reason}") from error
+        raise WriteError(path, reason) from error
 
 
 def _umask() -> int:

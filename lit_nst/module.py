@@ -135,13 +135,13 @@ class StyleTransfer(L.LightningModule):
             losses["loss/temporal"] = self.temporal(picture, own).sum()
             total = total + self.hparams.temporal_weight * losses["loss/temporal"]
         distributed = self.trainer.world_size > 1
-        nonfinite = (~torch.isfinite(total)).float()
-        value = total.item()  # the step's one wait for the device: read before the reduction, which sums in place
+        value = total.item()  # the step's one wait for the device
         here = not math.isfinite(value)
         rising = self.rising_loss.update(value, self.scale_index, self.global_step)
-        if rising is not None and (self.trainer.is_global_zero or not self.shares_jobs):
+        if rising is not None and self.trainer.is_global_zero:
             print(f"lit-nst: warning: {rising}", file=sys.stderr)
         # Every rank stops together: one rank alone leaving would cut the others off mid-collective.
+        nonfinite = torch.tensor(float(here), device=self.device) if distributed else None
         if self.trainer.strategy.reduce(nonfinite, reduce_op="sum").item() if distributed else here:
             value = value if here else "non-finite on another process"
             raise DivergedError(

@@ -19,7 +19,6 @@ from lit_nst.errors import UsageError, WriteError
 
 RUNS = "checkpoints"
 LAST = "last.ckpt"
-ROOM = "make room, or choose another --trainer.default_root_dir"
 
 
 def run_name(groups: list[tuple[str, list[str]]]) -> str:
@@ -68,15 +67,17 @@ class RunLock:
                 "(then resume with --ckpt_path last), or give this run another --trainer.default_root_dir"
             ) from None
         except OSError as error:
-            raise WriteError(f"could not write {self.folder}: {error.strerror}; {ROOM}") from None
+            raise WriteError(self.folder, error) from None
         try:
             self.owner.write_text(f"{os.getpid()}\n")
         except OSError as error:  # the first write of a run into a full or read-only folder
             self.discard()
-            raise WriteError(f"could not write {self.owner}: {error.strerror}; {ROOM}") from None
+            raise WriteError(self.owner, error) from None
 
     def discard(self) -> None:
-        """After a refusal: the lock's files go, and the folder with them if this run made it and it is empty."""
+        """After a refusal or a failure: the lock's files go, and the run's folder if nothing else is in it (a run
+        refused before its first write leaves nothing). Unlinking a held lock file lets, in the instant before the
+        release, a process that opened it and one that makes it anew both lock: only runs started in that instant."""
         if not self.lock.is_locked:
             return
         self.owner.unlink(missing_ok=True)

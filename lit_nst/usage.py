@@ -105,18 +105,20 @@ def _default(defaults: Any, dest: str) -> str | None:
         return None
     if value is None or value is False or value in ("", -1) or value == [] or not isinstance(value, str | int | float):
         return None
-    return None if value == 0 and not isinstance(value, float) else str(value)
+    if value == 0 and not isinstance(value, float):
+        return None
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def plain_message(message: str) -> str:
     """jsonargparse's error in a line that names flags as they are typed (`--data.size`, not `fit.data.size`)."""
     message = " ".join(message.split())
-    message = re.sub(r"\bfit\.([\w.]+)", r"--\1", message)
+    message = re.sub(r"(?<![\w/.~-])fit\.([a-z_]+\.?[a-z_]*)\b", r"--\1", message)  # names, not values' paths
     literal = re.match(r'Parser key "([\w.]+)": Expected a typing\.Literal\[(.*)\]\. Got value: (.*)', message)
     if literal:
         key, choices, value = literal.groups()
         return f"--{key} is one of {choices.replace(chr(39), '')}, not {value}"
-    typed = re.match(r"Parser key \"([\w.]+)\":.*?Expected a <class '(\w+)'>.*Given value: (.*)", message)
+    typed = re.match(r"Parser key \"([\w.]+)\":.*?Expected a <class '(\w+)'>.*(?:Given|Got) value: (.*)", message)
     if typed:
         key, kind, value = typed.groups()
         kind = {"int": "a whole number", "float": "a number", "str": "a text", "bool": "true or false"}.get(kind, kind)

@@ -153,7 +153,7 @@ def test_help_leads_with_lit_nsts_flags_in_two_screens_and_help_all_has_every_tr
     assert short.returncode == 0 and len(short.stdout.splitlines()) <= 100
     sections = [line for line in short.stdout.splitlines() if line.endswith(":") and not line.startswith(" ")]
     assert sections == [f"{section}:" for section in SECTIONS]
-    assert "--model.style_weight      how strongly the painting's style shows (default: 50.0)" in short.stdout
+    assert "--model.style_weight      how strongly the painting's style shows (default: 50)" in short.stdout
     assert "--trainer.max_epochs" not in short.stdout
     everything = run_main(capfd, "fit", "--help-all")
     assert everything.returncode == 0 and "--trainer.max_epochs" in everything.stdout

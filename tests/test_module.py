@@ -107,30 +107,35 @@ def test_the_cli_optimizer_really_moves_the_target(tmp_path, small_images, rando
         assert (cli.model.target - content).abs().max() > 1e-4, optimizer
 
 
-def test_an_overshooting_optimiser_is_named_once_with_what_to_lower(tmp_path, capfd):
-    """Chelsea in Starry Night at 32 px: L-BFGS at lr 1 goes from 1.1e8 to 1.0e10 at its third step."""
-    result = run_main(
-        capfd,
-        "fit",
-        *job(32),
-        "--trainer.max_steps",
-        "5",
-        "--trainer.default_root_dir",
-        tmp_path,
-        "--output.path",
-        tmp_path / "o.png",
-        "--trainer.enable_progress_bar",
-        "false",
-    )
-    assert result.returncode == 0, result.stderr
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("lit-nst: warning: the loss rose")]
-    assert len(warnings) == 1 and warnings[0].endswith("lower --optimizer.lr (to 0.5 or less) or --model.style_weight")
+def test_an_optimiser_that_does_not_converge_is_named_once_with_what_to_lower(tmp_path, capfd):
+    """Chelsea in Starry Night at 32 px with L-BFGS at lr 3: about 40 times its start from step 2 on. At lr 1 it
+    overshoots too, then recovers (lit_nst.watch): no warning there."""
+    args = ["fit", *job(32), "--trainer.max_steps", "22", "--trainer.enable_progress_bar", "false"]
+    for rate, warned in (("3", 1), ("1", 0)):
+        folder = tmp_path / rate
+        result = run_main(
+            capfd,
+            *args,
+            "--trainer.default_root_dir",
+            folder,
+            "--output.path",
+            folder / "o.png",
+            "--optimizer.lr",
+            rate,
+        )
+        assert result.returncode == 0, result.stderr
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("lit-nst: warning: the loss is")]
+        assert len(warnings) == warned, result.stderr
+        assert all(line.endswith("lower --optimizer.lr (to 0.5 or less) or --model.style_weight") for line in warnings)
 
 
-def test_the_rising_loss_watch_starts_again_at_each_stage_and_says_it_once():
+def test_the_rising_loss_watch_waits_starts_again_at_each_stage_and_says_it_once():
     watch = RisingLoss()
     assert watch.update(100.0, stage=0, step=0) is None
-    assert watch.update(900.0, stage=0, step=1) is None  # 9x: still a healthy run's range
-    assert watch.update(5000.0, stage=1, step=2) is None  # a finer stage starts higher: its own start
-    assert "from 5e+03 at step 2 to 5.1e+04 at step 3" in watch.update(51000.0, stage=1, step=3)
-    assert watch.update(1e9, stage=1, step=4) is None  # once
+    assert watch.update(1e4, stage=0, step=2) is None  # an overshoot early in a stage: L-BFGS often recovers
+    assert watch.update(5000.0, stage=1, step=3) is None  # a finer stage starts higher: its own start
+    assert watch.update(4000.0, stage=1, step=23) is None  # below its start: converging
+    assert "is 5.1e+03 at step 24, still above the 5e+03 its stage began with at step 3" in watch.update(
+        5100.0, stage=1, step=24
+    )
+    assert watch.update(1e9, stage=1, step=30) is None  # once

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from lit_nst.errors import UsageError
+from lit_nst.module import StyleTransfer
 from lit_nst.progress import StepProgressBar
 from lit_nst.resume import read_checkpoint_record
 from lit_nst.runs import RunLock
@@ -136,6 +137,7 @@ def test_resume_of_another_jobs_checkpoint_stops_before_any_step_naming_it(first
     assert error.startswith("lit-nst: error: cannot resume") and message in error, error
     assert checkpoint.read_bytes() == before
     assert not (tmp_path / "o.png").exists()
+    assert list(tmp_path.glob("checkpoints/*")) == [checkpoint.parent]  # no folder of its own left behind
 
 
 def test_ckpt_path_last_of_changed_settings_starts_fresh_naming_them_and_keeps_the_other_run(
@@ -154,6 +156,38 @@ def test_ckpt_path_last_of_changed_settings_starts_fresh_naming_them_and_keeps_t
     ), changed.stderr
     assert checkpoint.read_bytes() == before
     assert len(list(tmp_path.glob("checkpoints/*/last.ckpt"))) == 2
+
+
+def test_a_fresh_start_over_this_runs_checkpoint_says_it_replaces_it(first_run, tmp_path, capfd):
+    checkpoint = copy_of(first_run, tmp_path)
+    args = ["--trainer.max_steps", "1", "--output.path", tmp_path / "o.png", *job()]
+    fresh = run_main(capfd, "fit", "--trainer.default_root_dir", tmp_path, *args)
+    assert fresh.returncode == 0, fresh.stderr
+    assert (
+        f"lit-nst: starting afresh; this run's checkpoint at step 2 ({checkpoint}) is replaced at the first save: "
+        "add --ckpt_path last to go on from it instead" in fresh.stderr
+    )
+
+
+def test_ckpt_path_last_finds_this_runs_checkpoint_of_the_layout_before_run_folders(first_run, tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    shutil.copy(run_checkpoint(first_run), tmp_path / "checkpoints" / "last.ckpt")
+    resumed = fit(tmp_path, *job(), "--trainer.max_steps", "3", "--output.path", tmp_path / "o.png", *LAST)
+    assert resumed.trainer.ckpt_path == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert read_checkpoint_record(run_checkpoint(tmp_path))["global_step"] == 3  # written in its own folder now
+
+
+def test_ctrl_c_after_the_checks_but_before_the_first_step_writes_nothing(tmp_path, capfd, monkeypatch):
+    """Lightning sets the model up after the command's checks; an interruption there has nothing to save."""
+    picture = tmp_path / "o.png"
+    picture.write_bytes(b"an earlier result")
+    monkeypatch.setattr(StyleTransfer, "on_fit_start", lambda self: os.kill(os.getpid(), signal.SIGINT))
+    args = ["fit", *job(), "--trainer.default_root_dir", tmp_path, "--output.path", picture]
+    result = run_main(capfd, *args, "--trainer.max_steps", "3")
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.splitlines()[-1] == "lit-nst: interrupted before the first step: nothing was written"
+    assert "Traceback" not in result.stderr and "Detected" not in result.stderr
+    assert picture.read_bytes() == b"an earlier result" and not list(tmp_path.glob("checkpoints/*/*.ckpt"))
 
 
 def test_runs_of_other_pictures_in_one_folder_keep_and_resume_their_own_checkpoints(tmp_path):
@@ -260,8 +294,8 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_keeping_the_last_one_and_the_ru
     checkpoint = run_checkpoint(tmp_path)
     assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr
     assert full.stderr.strip().splitlines()[-1] == (
-        f"lit-nst: error: could not write {checkpoint}: No space left on device; it still holds step 2: make room, "
-        "then resume with the same command and --ckpt_path last"
+        f"lit-nst: error: could not write {checkpoint}: No space left on device; make room, then resume with the same "
+        "command and --ckpt_path last (it still holds step 2)"
     )
     assert read_checkpoint_record(checkpoint)["global_step"] == 2
     assert not list(checkpoint.parent.glob(".*.tmp")) and not (tmp_path / "o.png").exists()
@@ -290,8 +324,7 @@ def test_a_picture_that_cannot_be_written_is_one_line_and_the_one_before_stays(t
         )
     assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr
     assert full.stderr.strip().splitlines()[-1] == (
-        f"lit-nst: error: could not write {picture}: No space left on device; make room (or choose another "
-        "--output.path or --output.dir) and run again"
+        f"lit-nst: error: could not write {picture}: No space left on device; make room, then run again"
     )
     assert picture.read_bytes() == b"the picture before" and list(tmp_path.glob(".o.png.*")) == []
 
