@@ -1,5 +1,6 @@
 """What happens around the steps: writing the result image and its snapshots."""
 
+import contextlib
 import logging
 import os
 import sys
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from lit_nst.checkpointing import INTERRUPTIONS
 from lit_nst.clips import assembled, chunk_frame_file, clip_folder
-from lit_nst.errors import UsageError
+from lit_nst.errors import UsageError, WriteError
 from lit_nst.images import check_writable, check_writable_folder, labelled_panel, save_image
 from lit_nst.runs import folder_of
 from lit_nst.video import (
@@ -168,6 +169,10 @@ class ImageOutput(Callback):
         # is, and before the first step there is nothing new to write (an earlier result at the path stays).
         if isinstance(exception, INTERRUPTIONS) and self.started:
             self.write(trainer, pl_module)
+        # A checkpoint that could not be written (its disk full): the picture may still fit where it goes.
+        if isinstance(exception, WriteError) and self.started and exception.path.suffix == ".ckpt":
+            with contextlib.suppress(WriteError):
+                self.write(trainer, pl_module)
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         clip = trainer.datamodule.clip

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import ArgumentError
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -19,12 +20,12 @@ from lit_nst.callbacks import ImageOutput, MetricsTable, RunNote
 from lit_nst.checkpointing import AtomicCheckpointIO, GracefulInterrupt, RunCheckpoint
 from lit_nst.console import Interrupts
 from lit_nst.data import StyleImages
-from lit_nst.errors import UsageError, os_error_in
+from lit_nst.errors import UsageError, WriteError, os_error_in
 from lit_nst.module import StyleTransfer
 from lit_nst.precision import check_precision, default_precision
 from lit_nst.progress import StepProgressBar
 from lit_nst.resume import check_same_job, first_difference, read_checkpoint_record, same_pictures
-from lit_nst.runs import LAST, RUNS, RunLock, other_runs, run_folder, run_name
+from lit_nst.runs import LAST, RUNS, RunLock, keep_aside, other_runs, run_folder, run_name, write_run_record
 from lit_nst.usage import plain_message, short_help
 
 DEFAULTS = Path(__file__).with_name("defaults.yaml")
@@ -112,7 +113,8 @@ class StyleTransferCLI(LightningCLI):
         data, checkpoints = self.datamodule, self.trainer.checkpoint_callback
         identity = {**self.model.identity(data.clip is not None), **data.identity()}
         optimizer = self._optimizer_name(config)
-        if checkpoints is not None and checkpoints.dirpath is not None:  # the user's choice of folder
+        chosen = checkpoints is not None and checkpoints.dirpath is not None
+        if chosen:  # the user's choice of folder
             data.run_folder = Path(checkpoints.dirpath)
         else:
             name, settings = run_name(data.groups), {**identity, "optimizer": optimizer}
@@ -124,14 +126,16 @@ class StyleTransferCLI(LightningCLI):
             # Only the launching process of the first node: the ranks it starts run this command again, inside its run.
             self.run_lock = RunLock(data.run_folder)
             self.run_lock.acquire()
+            if not chosen:  # what the run is, for `--ckpt_path last` of a run of the same pictures to compare with
+                write_run_record(data.run_folder, {"identity": identity, "optimizer": optimizer})
         ckpt_path = config.get("ckpt_path")
         if ckpt_path is None:
-            self._note_a_waiting_checkpoint(data.run_folder / LAST)
+            self._keep_a_waiting_checkpoint(data.run_folder / LAST)
             return
         if checkpoints is None:
             raise UsageError("--ckpt_path needs checkpoints: drop --trainer.enable_checkpointing false")
         if ckpt_path == "last":
-            found = self._last_of_this_run(data.run_folder, identity, optimizer)
+            found = self._last_of_this_run(data.run_folder, identity, optimizer, others=not chosen)
             config["ckpt_path"] = ckpt_path = None if found is None else str(found)
             if found is None:
                 return
@@ -151,43 +155,46 @@ class StyleTransferCLI(LightningCLI):
                 file=sys.stderr,
             )
 
-    def _last_of_this_run(self, folder: Path, identity: dict[str, object], optimizer: str) -> Path | None:
-        """This run's last checkpoint; else the newest one of the same run in the layout before run folders;
-        else None, saying so, and naming how a run of the same pictures differs (a mistyped flag starts afresh)."""
+    def _last_of_this_run(self, folder: Path, identity: dict[str, object], optimizer: str, others: bool) -> Path | None:
+        """This run's last checkpoint; else, in the default layout (`others`), the one of the same run in the layout
+        before run folders; else None, saying so, and naming how a run of the same pictures differs (a mistyped
+        flag starts afresh). Other runs are known by their `run.json`: no file but this run's own is unpickled."""
         last = folder / LAST
         if last.is_file():
             return last
-        nearest = None
-        for other in other_runs(folder):
-            try:
-                record = read_checkpoint_record(other)
-            except UsageError:  # another run's broken file is not this run's concern
-                continue
-            difference = first_difference(record, identity, optimizer)
-            if difference is None:
-                return other
-            if nearest is None and same_pictures(record, identity):
-                what, here, there = difference
-                nearest = f"; {other.parent.name} paints the same pictures with {what} {there} ({here} here)"
+        nearest = ""
+        if others:
+            old_layout = folder.parent / LAST
+            with contextlib.suppress(UsageError):  # a broken file: not this run's
+                if (
+                    old_layout.is_file()
+                    and first_difference(read_checkpoint_record(old_layout), identity, optimizer) is None
+                ):
+                    return old_layout
+            for other, record in other_runs(folder):
+                difference = first_difference(record, identity, optimizer)
+                if difference is not None and same_pictures(record, identity):
+                    what, here, there = difference
+                    nearest = f"; {other.name} paints the same pictures with {what} {there} ({here} here)"
+                    break
         if rank_zero_only.rank == 0:
-            print(f"lit-nst: no checkpoint of this run in {folder} yet: starting fresh{nearest or ''}", file=sys.stderr)
+            print(f"lit-nst: no checkpoint of this run in {folder} yet: starting fresh{nearest}", file=sys.stderr)
         return None
 
-    def _note_a_waiting_checkpoint(self, last: Path) -> None:
-        """A fresh start of a run that has a checkpoint replaces it at its first save: say so first (whether it was
-        finished is not known: its planned length is not part of the run)."""
-        if rank_zero_only.rank != 0 or not last.is_file():
+    def _keep_a_waiting_checkpoint(self, last: Path) -> None:
+        """A fresh start of a run that has a checkpoint would replace it at its first save: it is kept aside."""
+        if rank_zero_only.rank != 0 or self.trainer.node_rank != 0 or not last.is_file():
             return
         try:
             step = read_checkpoint_record(last)["global_step"]
         except UsageError:  # a broken one: nothing to go on from
             return
-        if step > 0:
-            print(
-                f"lit-nst: starting afresh; this run's checkpoint at step {step} ({last}) is replaced at the first "
-                "save: add --ckpt_path last to go on from it instead",
-                file=sys.stderr,
-            )
+        previous = keep_aside(last)
+        print(
+            f"lit-nst: starting afresh; this run's checkpoint at step {step} is kept as {previous} "
+            "(--ckpt_path with that file goes on from it)",
+            file=sys.stderr,
+        )
 
     def _max_steps(self, asked: int) -> int:
         """The run's length: a coarse-to-fine schedule's sum of steps, else `DEFAULT_MAX_STEPS`; an explicit
@@ -260,8 +267,12 @@ def main() -> None:
         return
     try:
         cli_main()
+    except WriteError as error:  # not the user's input: the machine's (status 1, as for other failures)
+        fail(str(error), status=1)
     except UsageError as error:
         fail(str(error))
+    except MisconfigurationException as error:  # Lightning's refusals of --trainer flags: `accelerator gpu` on a CPU
+        fail(f"{' '.join(str(error).split())} (the --trainer flags: lit-nst fit --help-all)")
     except SIGTERMException:
         raise SystemExit(128 + signal.SIGTERM) from None  # the checkpoint callback has said how to resume
     except ArgumentError as error:
@@ -271,7 +282,7 @@ def main() -> None:
         if reason is None or reason.errno not in OS_REFUSALS:
             raise
         fix = "make room" if reason.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a file or folder you may use"
-        fail(f"{reason.filename or 'a file'}: {reason.strerror}; {fix}, then run again")
+        fail(f"{reason.filename or 'a file'}: {reason.strerror}; {fix}, then run again", status=1)
 
 
 def argument_error_message(error: ArgumentError) -> str:
@@ -303,8 +314,8 @@ def no_tips(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("💡 Tip")
 
 
-def fail(message: str) -> None:
+def fail(message: str, status: int = 2) -> None:
     # Under DDP every rank runs this command and meets the same error: one line, from rank 0.
     if rank_zero_only.rank == 0:
         print(f"lit-nst: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(status)

@@ -27,6 +27,11 @@ def _on_interrupt(signum: int, frame: object) -> None:
 
 def main() -> None:
     args = sys.argv[1:]
+    if args == ["--version"]:
+        from lit_nst import __version__
+
+        print(f"lit-nst {__version__}")
+        return
     if args in ([], ["fit"], ["-h"], ["--help"]):  # before torch is imported: at once
         asked = args in (["-h"], ["--help"])
         print(USAGE, end="", file=sys.stdout if asked else sys.stderr)

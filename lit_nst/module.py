@@ -161,6 +161,11 @@ class StyleTransfer(L.LightningModule):
         # (shared blocks leave the whole gradient on every rank already).
         return total * (self.optimizer_loss_scale * (1 if self.shares_jobs else self.trainer.world_size))
 
+    def on_train_end(self) -> None:
+        ended = self.rising_loss.at_end()
+        if ended is not None and self.trainer.is_global_zero:
+            print(f"lit-nst: warning: {ended}", file=sys.stderr)
+
     def validation_step(self, job_ids: Tensor, batch_idx: int) -> None:
         """Quality of the current images: SSIM/PSNR against the content, style loss, total variation."""
         contents = crops(self.original_contents, self.image_shapes)

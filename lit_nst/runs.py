@@ -19,6 +19,7 @@ from lit_nst.errors import UsageError, WriteError
 
 RUNS = "checkpoints"
 LAST = "last.ckpt"
+RECORD = "run.json"
 
 
 def run_name(groups: list[tuple[str, list[str]]]) -> str:
@@ -40,13 +41,27 @@ def run_folder(root: str | Path, name: str, identity: dict[str, object]) -> Path
     return Path(root) / RUNS / f"{readable}-{key}"
 
 
-def other_runs(folder: Path) -> list[Path]:
-    """The last checkpoints of the other runs beside `folder`, newest first; `checkpoints/last.ckpt` of the
-    layout before run folders among them."""
-    runs = folder.parent
-    found = [*runs.glob(f"*/{LAST}"), runs / LAST]
-    others = [path for path in found if path.is_file() and path.parent != folder]
-    return sorted(others, key=lambda path: path.stat().st_mtime, reverse=True)
+def keep_aside(last: Path) -> Path:
+    """A run started afresh over its own checkpoint: the old one moved to `previous.ckpt` (one generation), so
+    that a fresh start by mistake loses nothing."""
+    previous = last.with_name("previous.ckpt")
+    os.replace(last, previous)
+    return previous
+
+
+def write_run_record(folder: Path, record: dict) -> None:
+    """`run.json`: the settings that make the run what it is, readable without unpickling its checkpoint."""
+    (folder / RECORD).write_text(json.dumps(record, default=str))
+
+
+def other_runs(folder: Path) -> list[tuple[Path, dict]]:
+    """(folder, record) of the other runs with a checkpoint beside `folder`, newest first."""
+    found = []
+    for record in folder.parent.glob(f"*/{RECORD}"):
+        if record.parent != folder and (record.parent / LAST).is_file():
+            with contextlib.suppress(OSError, ValueError):
+                found.append((record.parent, json.loads(record.read_text()), (record.parent / LAST).stat().st_mtime))
+    return [(other, record) for other, record, _ in sorted(found, key=lambda item: item[2], reverse=True)]
 
 
 class RunLock:
@@ -80,6 +95,8 @@ class RunLock:
         release, a process that opened it and one that makes it anew both lock: only runs started in that instant."""
         if not self.lock.is_locked:
             return
+        if not any(self.folder.glob("*.ckpt")):
+            (self.folder / RECORD).unlink(missing_ok=True)
         self.owner.unlink(missing_ok=True)
         Path(self.lock.lock_file).unlink(missing_ok=True)
         self.release()

@@ -18,10 +18,23 @@ class RisingLoss:
         self.stage: int | None = None
         self.start = math.nan
         self.start_step = 0
+        self.last = math.nan
         self.warned = False
+
+    def at_end(self) -> str | None:
+        """The warning, where the run ends above where its last stage began (too short to have said it before)."""
+        if self.warned or not self.last > self.start:
+            return None
+        self.warned = True
+        return (
+            f"the loss ended at {self.last:.3g}, above the {self.start:.3g} its stage began with at step "
+            f"{self.start_step}: the optimiser did not converge; lower --optimizer.lr (to 0.5 or less) or "
+            "--model.style_weight"
+        )
 
     def update(self, value: float, stage: int, step: int) -> str | None:
         """The warning, the first time `value` at `step` is still above its stage's first value PATIENCE steps on."""
+        self.last = value
         if stage != self.stage:  # a new stage (a finer scale, a clip's next frame) has another scale of loss
             self.stage, self.start, self.start_step = stage, value, step
             return None

@@ -63,7 +63,12 @@ def test_six_steps_then_resume_to_twelve_equals_twelve_straight(tmp_path, optimi
 def test_checkpoints_live_in_a_fixed_place_and_hold_no_vgg(tmp_path):
     for _ in range(2):
         fit(tmp_path, *job(), "--trainer.max_steps", "3", "--output.path", tmp_path / "out.png")
-    assert sorted(p.name for p in run_checkpoint(tmp_path).parent.iterdir()) == [".lock", ".lock.pid", "last.ckpt"]
+    assert sorted(p.name for p in run_checkpoint(tmp_path).parent.iterdir()) == [
+        ".lock",
+        ".lock.pid",
+        "last.ckpt",
+        "run.json",
+    ]
     checkpoint = last_checkpoint(tmp_path)
     assert list(checkpoint["state_dict"]) == ["target"]
     assert checkpoint["lit_nst"]["identity"]["data.size"] == 48
@@ -158,15 +163,19 @@ def test_ckpt_path_last_of_changed_settings_starts_fresh_naming_them_and_keeps_t
     assert len(list(tmp_path.glob("checkpoints/*/last.ckpt"))) == 2
 
 
-def test_a_fresh_start_over_this_runs_checkpoint_says_it_replaces_it(first_run, tmp_path, capfd):
+def test_a_fresh_start_over_this_runs_checkpoint_keeps_it_aside(first_run, tmp_path, capfd):
     checkpoint = copy_of(first_run, tmp_path)
+    before, previous = checkpoint.read_bytes(), checkpoint.with_name("previous.ckpt")
     args = ["--trainer.max_steps", "1", "--output.path", tmp_path / "o.png", *job()]
     fresh = run_main(capfd, "fit", "--trainer.default_root_dir", tmp_path, *args)
     assert fresh.returncode == 0, fresh.stderr
     assert (
-        f"lit-nst: starting afresh; this run's checkpoint at step 2 ({checkpoint}) is replaced at the first save: "
-        "add --ckpt_path last to go on from it instead" in fresh.stderr
+        f"lit-nst: starting afresh; this run's checkpoint at step 2 is kept as {previous} (--ckpt_path with that "
+        "file goes on from it)" in fresh.stderr
     )
+    assert previous.read_bytes() == before and read_checkpoint_record(checkpoint)["global_step"] == 1
+    resumed = run_main(capfd, "fit", "--trainer.default_root_dir", tmp_path, *args, "--ckpt_path", previous)
+    assert resumed.returncode == 0 and "already at step 2" in resumed.stderr, resumed.stderr
 
 
 def test_ckpt_path_last_finds_this_runs_checkpoint_of_the_layout_before_run_folders(first_run, tmp_path):
@@ -292,13 +301,14 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_keeping_the_last_one_and_the_ru
         patch.setattr(os, "fdopen", FillingDisk("last.ckpt", free=1))
         full = run_main(capfd, *args)
     checkpoint = run_checkpoint(tmp_path)
-    assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr
-    assert full.stderr.strip().splitlines()[-1] == (
-        f"lit-nst: error: could not write {checkpoint}: No space left on device; make room, then resume with the same "
-        "command and --ckpt_path last (it still holds step 2)"
-    )
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+    assert full.stderr.strip().splitlines()[-2:] == [
+        f"lit-nst: wrote {tmp_path / 'o.png'}",  # the picture so far, where there is room for it
+        f"lit-nst: error: could not write {checkpoint}: No space left on device; make room, then resume with the "
+        "same command and --ckpt_path last (it still holds step 2)",
+    ]
     assert read_checkpoint_record(checkpoint)["global_step"] == 2
-    assert not list(checkpoint.parent.glob(".*.tmp")) and not (tmp_path / "o.png").exists()
+    assert not list(checkpoint.parent.glob(".*.tmp"))
     room = run_main(capfd, *args)  # as the error says
     assert room.returncode == 0 and "resuming at step 2 of 6" in room.stderr, room.stderr
     assert read_checkpoint_record(checkpoint)["global_step"] == 6 and (tmp_path / "o.png").is_file()
@@ -322,7 +332,7 @@ def test_a_picture_that_cannot_be_written_is_one_line_and_the_one_before_stays(t
             "--trainer.enable_checkpointing",
             "false",
         )
-    assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
     assert full.stderr.strip().splitlines()[-1] == (
         f"lit-nst: error: could not write {picture}: No space left on device; make room, then run again"
     )
