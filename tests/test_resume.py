@@ -67,6 +67,7 @@ def test_checkpoints_live_in_a_fixed_place_and_hold_no_vgg(tmp_path):
         ".lock",
         ".lock.pid",
         "last.ckpt",
+        "previous.ckpt",  # the first run's, kept aside as the second started afresh
         "run.json",
     ]
     checkpoint = last_checkpoint(tmp_path)
