@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench import StepTimer, machine, unwatched, write_section  # benchmarks/bench.py, beside this script
+from bench import StepTimer, machine, steps_only, write_section  # benchmarks/bench.py, beside this script
 
 from lit_nst.backbone import VGGFeatures
 from lit_nst.cli import cli_main
@@ -49,11 +49,7 @@ def fit(content: str, style: str, size: int, precision: str, steps: int, timer: 
                 precision,
                 "--trainer.max_steps",
                 str(steps),
-                *unwatched(folder),
-                "--trainer.limit_val_batches",
-                "0",
-                "--trainer.enable_checkpointing",
-                "false",
+                *steps_only(folder),
             ],
             run=False,
         )

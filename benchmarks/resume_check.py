@@ -11,10 +11,10 @@ import tempfile
 from pathlib import Path
 
 import torch
+from bench import ASTRONAUT_IN_STARRY_NIGHT  # benchmarks/bench.py, beside this script
 
 from lit_nst.cli import cli_main
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 OPTIMIZERS = {
     "LBFGS": ["--optimizer", "LBFGS", "--optimizer.lr", "1", "--optimizer.max_iter", "1"],
     "Adam": ["--optimizer", "Adam", "--optimizer.lr", "0.02"],
@@ -25,10 +25,7 @@ def run(root: Path, size: int, steps: int, optimizer: list[str], *extra: str) ->
     cli_main(
         [
             "fit",
-            "--data.content",
-            str(ASSETS / "astronaut.jpg"),
-            "--data.style",
-            str(ASSETS / "starry_night.jpg"),
+            *ASTRONAUT_IN_STARRY_NIGHT,
             "--data.size",
             str(size),
             "--trainer.max_steps",

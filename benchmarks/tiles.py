@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench import StepTimer, machine, unwatched, write_section  # benchmarks/bench.py, beside this script
+from bench import StepTimer, machine, steps_only, write_section  # benchmarks/bench.py, beside this script
 
 from lit_nst.cli import cli_main
 from lit_nst.images import load_image, resize_longer_side
@@ -52,11 +52,7 @@ def child(size: int, tile_size: str, steps: int) -> dict:
                 "10",
                 "--trainer.max_steps",
                 str(steps),
-                *unwatched(folder),
-                "--trainer.limit_val_batches",
-                "0",
-                "--trainer.enable_checkpointing",
-                "false",
+                *steps_only(folder),
             ],
             run=False,
         )

@@ -141,8 +141,10 @@ class StyleTransfer(L.LightningModule):
         if rising is not None and self.trainer.is_global_zero:
             print(f"lit-nst: warning: {rising}", file=sys.stderr)
         # Every rank stops together: one rank alone leaving would cut the others off mid-collective.
-        nonfinite = torch.tensor(float(here), device=self.device) if distributed else None
-        if self.trainer.strategy.reduce(nonfinite, reduce_op="sum").item() if distributed else here:
+        stop = here
+        if distributed:
+            stop = self.trainer.strategy.reduce(torch.tensor(float(here), device=self.device), reduce_op="sum") > 0
+        if stop:
             value = value if here else "non-finite on another process"
             raise DivergedError(
                 f"the loss became {value} at step {self.global_step}: lower the learning rate "

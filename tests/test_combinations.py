@@ -40,9 +40,9 @@ def half_mask(path: Path, side: str, size: tuple[int, int] = (512, 341)) -> str:
 TWO_SHAPES = ["--data.content", listed(photo("chelsea"), photo("astronaut"))]  # 3:2 and square
 SCHEDULE = ["--data.scales", "[32,48]", "--data.steps", "[3,3]"]
 # Each run twice below: as it is, and in blocks.
+THREE_CONTENTS = ["--data.content", listed(photo("chelsea"), photo("coffee"), photo("astronaut"))]
 THREE_JOBS_BF16 = [
-    "--data.content",
-    listed(photo("chelsea"), photo("coffee"), photo("astronaut")),
+    *THREE_CONTENTS,
     "--data.style",
     painting("the_scream"),
     "--data.size",
@@ -253,8 +253,7 @@ def start(tmp_path: Path, *flags: str) -> subprocess.Popen:
 
 
 THREE_JOBS = [
-    "--data.content",
-    listed(photo("chelsea"), photo("coffee"), photo("astronaut")),
+    *THREE_CONTENTS,
     "--data.style",
     painting("starry_night"),
     "--data.size",

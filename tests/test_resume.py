@@ -99,6 +99,12 @@ def first_run(tmp_path_factory) -> Path:
     return folder
 
 
+def four_steps(capfd, tmp_path: Path, *extra: str):
+    """`lit-nst fit` of job() for 4 steps in `tmp_path`, writing `o.png` there, through the console script's main."""
+    args = ["--trainer.default_root_dir", tmp_path, "--trainer.max_steps", "4", "--output.path", tmp_path / "o.png"]
+    return run_main(capfd, "fit", *args, *job(), *extra)
+
+
 def copy_of(first_run: Path, tmp_path: Path) -> Path:
     shutil.copytree(first_run / "checkpoints", tmp_path / "checkpoints")
     return run_checkpoint(tmp_path)
@@ -123,20 +129,7 @@ def test_resume_of_another_jobs_checkpoint_stops_before_any_step_naming_it(first
     if "MASK" in change:
         Image.new("L", (451, 300), 255).save(tmp_path / "mask.png")  # chelsea's proportions
         change = [str(tmp_path / "mask.png") if c == "MASK" else c for c in change]
-    second = run_main(
-        capfd,
-        "fit",
-        "--trainer.default_root_dir",
-        tmp_path,
-        "--trainer.max_steps",
-        "4",
-        "--output.path",
-        tmp_path / "o.png",
-        *job(),
-        *change,
-        "--ckpt_path",
-        checkpoint,
-    )
+    second = four_steps(capfd, tmp_path, *change, "--ckpt_path", checkpoint)
     assert second.returncode == 2
     assert "Traceback" not in second.stderr
     error = second.stderr.strip().splitlines()[-1]
@@ -219,19 +212,7 @@ def test_a_second_live_process_on_the_same_run_is_refused_in_one_line(first_run,
     lock = RunLock(checkpoint.parent)
     lock.acquire()  # another descriptor on the lock file: another process, as far as the kernel's lock goes
     try:
-        second = run_main(
-            capfd,
-            "fit",
-            "--trainer.default_root_dir",
-            tmp_path,
-            *job(),
-            "--trainer.max_steps",
-            "4",
-            "--output.path",
-            tmp_path / "o.png",
-            "--ckpt_path",
-            "last",
-        )
+        second = four_steps(capfd, tmp_path, *LAST)
     finally:
         lock.release()
     assert second.returncode == 2 and "Traceback" not in second.stderr
