@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from bench import StepTimer, machine, steps_only, write_section  # benchmarks/bench.py, beside this script
 
-from lit_nst.backbone import VGGFeatures
 from lit_nst.cli import cli_main
+from lit_nst.objective.backbone import VGGFeatures
 from lit_nst.precision import cpu_flags, default_precision
 
 REPO = Path(__file__).resolve().parents[1]

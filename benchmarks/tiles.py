@@ -26,7 +26,7 @@ from lit_nst.images import load_image, resize_longer_side
 from lit_nst.memory import free_bytes
 from lit_nst.module import StyleTransfer
 from lit_nst.optim import JobwiseLBFGS
-from lit_nst.tiling import fit_estimate, plan_memory
+from lit_nst.planning import fit_estimate, plan_memory
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"

@@ -23,15 +23,15 @@ from jsonargparse import ArgumentError
 from PIL import Image
 from torch import Tensor
 
-from lit_nst.callbacks import ImageOutput
-from lit_nst.checkpointing import RunCheckpoint
+from lit_nst.callbacks.checkpoints import RunCheckpoint
+from lit_nst.callbacks.output import ImageOutput
 from lit_nst.cli import StyleTransferCLI, argument_error_message, cli_main, quiet_lightning_advertising
-from lit_nst.clips import assembled
 from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
 from lit_nst.images import as_viewed, save_image, tensor_to_image
 from lit_nst.module import StyleTransfer
 from lit_nst.optim import JobwiseLBFGS
+from lit_nst.video.clips import assembled
 
 ImageInput = str | Path | Image.Image | Tensor
 

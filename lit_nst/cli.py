@@ -16,11 +16,14 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from lit_nst.callbacks import ImageOutput, MetricsTable, RunNote
-from lit_nst.checkpointing import AtomicCheckpointIO, GracefulInterrupt, RunCheckpoint
-from lit_nst.console import Interrupts
+from lit_nst.callbacks.checkpoints import AtomicCheckpointIO, RunCheckpoint
+from lit_nst.callbacks.interrupt import GracefulInterrupt
+from lit_nst.callbacks.notes import RunNote
+from lit_nst.callbacks.output import ImageOutput
+from lit_nst.callbacks.table import MetricsTable
 from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError, WriteError, os_error_in
+from lit_nst.interrupts import Interrupts
 from lit_nst.module import StyleTransfer
 from lit_nst.precision import check_precision, default_precision
 from lit_nst.progress import StepProgressBar

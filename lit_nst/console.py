@@ -9,15 +9,8 @@ before its first step all the same (`lit_nst.cli.StyleTransferCLI.before_fit`).
 import signal
 import sys
 
+from lit_nst.interrupts import Interrupts
 from lit_nst.usage import USAGE
-
-
-class Interrupts:
-    """What the handlers have seen, for the exit status and the last line; reset as each command starts."""
-
-    at_start_up = False  # Ctrl-C before the run's own handler took over (lit_nst.checkpointing.GracefulInterrupt)
-    in_run = False  # Ctrl-C seen by the run's own handler
-    run_started = False  # the first step has begun: an interruption from here on is the run's to report
 
 
 def _on_interrupt(signum: int, frame: object) -> None:

@@ -12,14 +12,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from lit_nst.canvas import image_shape
-from lit_nst.clips import Clip, clip_folder
 from lit_nst.errors import UsageError
 from lit_nst.files import file_sha256
 from lit_nst.images import image_to_tensor, load_image, load_mask, resize_longer_side
-from lit_nst.objective import StyleRegion
+from lit_nst.objective.canvas import image_shape
+from lit_nst.objective.objective import StyleRegion
 from lit_nst.runs import folder_of
-from lit_nst.video import is_clip
+from lit_nst.video.clips import Clip, clip_folder
+from lit_nst.video.files import is_clip
 
 FIRST_FRAME_STEPS = 200  # a clip's cold start, without a coarse-to-fine schedule for it
 DEFAULT_SIZE = 512  # the output's longer side, in pixels, unless --data.size or a schedule says otherwise
@@ -43,7 +43,7 @@ class StyleJob:
     style_masks: list[Tensor | None] = field(default_factory=list)
     content_mask_path: Path | None = None
     content_mask: Tensor | None = None
-    chunk: int | None = None  # of a clip cut into several chunks (lit_nst.clips)
+    chunk: int | None = None  # of a clip cut into several chunks (lit_nst.video.clips)
 
     def regions(self, styles: list[Tensor] | None = None) -> list[StyleRegion]:
         """The job's style regions: styles sharing a mask (or having none) are blended by their weights,

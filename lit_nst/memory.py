@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lit_nst.backbone import VGGFeatures
+from lit_nst.objective.backbone import VGGFeatures
 from lit_nst.optim import JobwiseLBFGS
 
 GIB = 1024**3
@@ -39,7 +39,7 @@ def estimate_run_bytes(
     live until backward), the backward pass's transients, the target canvas with its gradient, and the
     optimizer's per-pixel vectors: over the whole canvas, or with `optimizer_on_pictures` (JobwiseLBFGS)
     over each job's own pixels. With `active_jobs`, only those jobs pass through the network (a DDP rank's).
-    With `window`, the network sees one block of at most window x window pixels at a time (lit_nst.tiling),
+    With `window`, the network sees one block of at most window x window pixels at a time (lit_nst.objective.tiling),
     and each job keeps its picture, the gradient the blocks add up and the clamped copy the loss reads."""
     weights = sum(buffer.numel() * buffer.element_size() for buffer in backbone.buffers())
     active = shapes if active_jobs is None else [shapes[job] for job in active_jobs]
@@ -51,14 +51,14 @@ def estimate_run_bytes(
             max((activation_elements(backbone, min(h, window), min(w, window)) for h, w in active), default=(0, 0))
         ]
         held = sum(3 * h * w * 4 for h, w in active) * 3
-    # one canvas holds every job, at the largest height and width (see lit_nst.canvas)
+    # one canvas holds every job, at the largest height and width (see lit_nst.objective.canvas)
     canvas = len(shapes) * 3 * max(h for h, _ in shapes) * max(w for _, w in shapes) * 4
     pictures = sum(3 * h * w * 4 for h, w in shapes)
     # ReLU and conv outputs both stay alive; the backward holds about three activations of the largest layer.
     activations = sum(kept for kept, _ in per_job) * activation_bytes + 3 * max(largest for _, largest in per_job) * 4
     if activation_bytes < 4:
         # the losses' float32 copies of the layers they read, and the half-precision copy of the weights
-        # kept for the run (lit_nst.backbone)
+        # kept for the run (lit_nst.objective.backbone)
         tapped = [tapped_elements(backbone, min(h, window or h), min(w, window or w)) for h, w in active]
         activations += (sum(tapped) if window is None else max(tapped, default=0)) * 4  # tiled: one block at a time
         weights += weights * activation_bytes // 4

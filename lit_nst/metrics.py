@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from lit_nst.objective import LossTerms
+from lit_nst.objective.objective import LossTerms
 
 METRICS = ("ssim", "psnr", "style", "tv")  # the measures of each row, in table order
 
@@ -19,7 +19,7 @@ def quality_metrics(
 ) -> list[dict]:
     """One row per job of `job_ids`: SSIM and PSNR against the content, the unweighted style loss, total variation.
 
-    `objective` is the StyleObjective, or how the run evaluates it (lit_nst.tiling).
+    `objective` is the StyleObjective, or how the run evaluates it (lit_nst.objective.tiling).
 
     `results` and `contents` hold every job's (3, h, w) image, in job order.
     """

@@ -10,22 +10,24 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from lit_nst.backbone import Arch, Pooling, VGGFeatures
-from lit_nst.canvas import crops, pad_stack, resized
-from lit_nst.clamping import clamp_for_loss
-from lit_nst.color import content_as_seen, style_as_seen, with_chroma
 from lit_nst.errors import DivergedError, UsageError
 from lit_nst.files import file_sha256
-from lit_nst.initial import Init, initial_image, job_seed
 from lit_nst.memory import free_bytes
 from lit_nst.metrics import METRICS, metrics_table, quality_metrics, table_rows
-from lit_nst.objective import LossTerms, StyleObjective, normalised_layer_weights
+from lit_nst.objective.backbone import Arch, Pooling, VGGFeatures
+from lit_nst.objective.blocks import Share, check_tile_size
+from lit_nst.objective.canvas import crops, pad_stack, resized
+from lit_nst.objective.clamping import clamp_for_loss
+from lit_nst.objective.color import content_as_seen, style_as_seen, with_chroma
+from lit_nst.objective.initial import Init, initial_image, job_seed
+from lit_nst.objective.objective import LossTerms, StyleObjective, normalised_layer_weights
+from lit_nst.objective.preprocessing import Preprocess, PreprocessingName
+from lit_nst.objective.tiling import BlockWalk
+from lit_nst.objective.weights import weight_source
 from lit_nst.optim import JobwiseLBFGS, apply_settings, optimizer_settings, reset_optimizer_state
-from lit_nst.preprocessing import Preprocess, PreprocessingName
-from lit_nst.temporal import TemporalTerm
-from lit_nst.tiling import BlockWalk, MemoryPlan, Share, check_tile_size, fit_estimate, plan_memory
+from lit_nst.planning import MemoryPlan, fit_estimate, plan_memory
+from lit_nst.video.temporal import TemporalTerm
 from lit_nst.watch import RisingLoss
-from lit_nst.weights import weight_source
 
 Color = Literal["none", "luminance", "match"]
 
@@ -82,8 +84,8 @@ class StyleTransfer(L.LightningModule):
             compile: run the feature extractor through torch.compile (pays off on GPUs for long runs).
             color: `luminance` transfers the style to the luminance only and keeps the photo's colours;
                 `match` first gives the style image the photo's colour statistics (Gatys et al. 2017).
-            tile_size: evaluate the objective in blocks of this many pixels a side, exactly (lit_nst.tiling): output
-                size bounded by memory for the image, not for the network's activations. `auto` tiles only when
+            tile_size: evaluate the objective in blocks of this many pixels a side, exactly (lit_nst.objective.tiling):
+                output size bounded by memory for the image, not for the network's activations. `auto` tiles only when
                 the whole picture would not fit (or, under DDP, to share one picture's blocks); 0 never tiles.
             temporal_weight: for a clip, weight of the temporal term that keeps each frame close to the previous
                 result warped along the optical flow, where the flow is reliable (Ruder et al. 2016); 0: none.
@@ -192,7 +194,7 @@ class StyleTransfer(L.LightningModule):
         if self.target.numel() == 0:
             jobs = self._jobs()
             # Filled in place, not replaced: LightningCLI builds `--optimizer` before `setup`, holding this
-            # very Parameter object. One canvas for all jobs, whatever their shapes (see lit_nst.canvas).
+            # very Parameter object. One canvas for all jobs, whatever their shapes (see lit_nst.objective.canvas).
             seeds = [job_seed(torch.initial_seed(), job.identity()) if self.init == "noise" else 0 for job in jobs]
             seen = [content_as_seen(job.content, self.hparams.color) for job in jobs]
             starts = [initial_image(self.init, content, seed) for content, seed in zip(seen, seeds, strict=True)]
@@ -331,7 +333,7 @@ class StyleTransfer(L.LightningModule):
 
     def _move_to_scale(self, index: int) -> None:
         """Coarse to fine: the result so far, upsampled, starts the next scale with a fresh optimiser. A clip's
-        next frames start from the results warped along the optical flow (lit_nst.temporal)."""
+        next frames start from the results warped along the optical flow (lit_nst.video.temporal)."""
         data, old_shapes = self.trainer.datamodule, self.image_shapes
         self.scale_index = index
         with torch.no_grad():

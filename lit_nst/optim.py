@@ -2,7 +2,7 @@
 
 torch's L-BFGS keeps one history for all its parameters: with several jobs stacked in one target, each
 job's step would depend on the others'. Here job b's picture, the (h_b, w_b) corner of row b of the
-(B, 3, H, W) target canvas (see lit_nst.canvas), gets its own torch L-BFGS, fed that picture's gradient
+(B, 3, H, W) target canvas (see lit_nst.objective.canvas), gets its own torch L-BFGS, fed that picture's gradient
 from the one forward and backward pass. Its vectors hold the picture's pixels only, in the order of the
 job run alone: padding in the dot products changed their rounding, which L-BFGS amplified to 4/255.
 """
@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lit_nst.canvas import crops
+from lit_nst.objective.canvas import crops
 
 
 class JobwiseLBFGS(torch.optim.Optimizer):

@@ -1,6 +1,6 @@
 """The precision a run takes when `--trainer.precision` is not given: bf16-mixed where the device pays it back.
 
-The image, Grams and losses stay float32 whatever the precision (see lit_nst.losses); the VGG's
+The image, Grams and losses stay float32 whatever the precision (see lit_nst.objective.losses); the VGG's
 convolutions, and so its activations, run in bfloat16. An explicit `--trainer.precision` always wins.
 """
 

@@ -18,9 +18,9 @@ import pytest
 import torch
 import yaml
 
-from lit_nst.backbone import conv_shapes
 from lit_nst.cli import StyleTransferCLI, cli_main
 from lit_nst.console import main
+from lit_nst.objective.backbone import conv_shapes
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"  # public-domain photos and paintings shipped with the project

@@ -2,9 +2,9 @@ import pytest
 import torch
 import torchvision
 
-from lit_nst.backbone import VGGFeatures, layer_indices
 from lit_nst.errors import UsageError
-from lit_nst.weights import strip_features_prefix
+from lit_nst.objective.backbone import VGGFeatures, layer_indices
+from lit_nst.objective.weights import strip_features_prefix
 
 from .helpers import random_vgg_state
 

@@ -1,6 +1,6 @@
 import torch
 
-from lit_nst.clamping import clamp_for_loss
+from lit_nst.objective.clamping import clamp_for_loss
 
 
 def test_the_loss_sees_the_clamped_picture():

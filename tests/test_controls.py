@@ -5,11 +5,11 @@ import torch
 from PIL import Image
 from torch.nn.functional import interpolate
 
-from lit_nst.color import luminance_as_rgb, match_color, rgb_to_yiq, with_chroma
 from lit_nst.data import StyleImages, stretch
 from lit_nst.errors import UsageError
 from lit_nst.images import load_image
-from lit_nst.losses import gram, mean_squared_error, region_weights
+from lit_nst.objective.color import luminance_as_rgb, match_color, rgb_to_yiq, with_chroma
+from lit_nst.objective.losses import gram, mean_squared_error, region_weights
 
 from .helpers import fit, painting, photo, run_checkpoint
 

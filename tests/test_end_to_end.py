@@ -10,7 +10,7 @@ import torch
 from rich.console import Console
 from rich.progress import Progress, TextColumn
 
-from lit_nst.callbacks import MetricsTable
+from lit_nst.callbacks.table import MetricsTable
 from lit_nst.images import image_to_tensor, load_image, resize_longer_side
 from lit_nst.progress import StepProgressBar
 

@@ -218,8 +218,8 @@ def test_grams_taken_inside_a_bf16_training_step_are_float32_to_float64_accuracy
 
 
 def test_the_vgg_weights_are_cast_to_bf16_once_per_run_not_every_forward():
-    from lit_nst.backbone import VGGFeatures
-    from lit_nst.weights import strip_features_prefix
+    from lit_nst.objective.backbone import VGGFeatures
+    from lit_nst.objective.weights import strip_features_prefix
 
     from .helpers import random_vgg_state
 
@@ -268,9 +268,9 @@ def test_a_run_that_cannot_fit_is_refused_before_the_first_step_naming_a_size_th
 
 
 def test_memory_estimate_grows_with_pixels_and_history():
-    from lit_nst.backbone import VGGFeatures
     from lit_nst.memory import estimate_run_bytes
-    from lit_nst.weights import strip_features_prefix
+    from lit_nst.objective.backbone import VGGFeatures
+    from lit_nst.objective.weights import strip_features_prefix
 
     from .helpers import random_vgg_state
 
@@ -289,9 +289,9 @@ def test_memory_estimate_grows_with_pixels_and_history():
 
 def test_the_memory_check_counts_a_ranks_own_jobs_and_every_process_on_one_machine():
     """Under DDP a rank's network sees its own jobs only; CPU processes share the one machine's memory."""
-    from lit_nst.backbone import VGGFeatures
     from lit_nst.memory import GIB, estimate_run_bytes, fit_refusal
-    from lit_nst.weights import strip_features_prefix
+    from lit_nst.objective.backbone import VGGFeatures
+    from lit_nst.objective.weights import strip_features_prefix
 
     from .helpers import random_vgg_state
 

@@ -1,6 +1,6 @@
 import torch
 
-from lit_nst.losses import content_loss, gram, mean_squared_error, region_weights, style_loss, total_variation
+from lit_nst.objective.losses import content_loss, gram, mean_squared_error, region_weights, style_loss, total_variation
 
 
 def test_gram_matches_formula_on_a_tiny_tensor():

@@ -1,7 +1,7 @@
 import torch
 
-from lit_nst.initial import initial_image, job_seed
-from lit_nst.objective import normalised_layer_weights
+from lit_nst.objective.initial import initial_image, job_seed
+from lit_nst.objective.objective import normalised_layer_weights
 from lit_nst.watch import RisingLoss
 
 from .helpers import fit, job, run_main

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from lit_nst.callbacks import RunNote, device_note
+from lit_nst.callbacks.notes import RunNote, device_note
 from lit_nst.errors import UsageError
 from lit_nst.precision import check_precision, cpu_precision, default_precision
 

@@ -1,6 +1,6 @@
 import torch
 
-from lit_nst.preprocessing import Preprocess
+from lit_nst.objective.preprocessing import Preprocess
 
 
 def test_caffe_is_bgr_times_255_minus_the_mean_pixel():

@@ -1,14 +1,16 @@
-"""Tiling (lit_nst.tiling): the objective evaluated block by block is the objective evaluated whole."""
+"""Tiling (lit_nst.objective.tiling): the objective evaluated block by block is the objective evaluated whole."""
 
 import pytest
 import torch
 
-from lit_nst.backbone import VGGFeatures
 from lit_nst.images import image_to_tensor, load_image, resize_longer_side
 from lit_nst.module import StyleTransfer
-from lit_nst.objective import StyleRegion
-from lit_nst.tiling import BlockWalk, Share, block_geometry, plan_memory, spans
-from lit_nst.weights import strip_features_prefix
+from lit_nst.objective.backbone import VGGFeatures
+from lit_nst.objective.blocks import Share, block_geometry, spans
+from lit_nst.objective.objective import StyleRegion
+from lit_nst.objective.tiling import BlockWalk
+from lit_nst.objective.weights import strip_features_prefix
+from lit_nst.planning import plan_memory
 
 from .helpers import fit, job, painting, photo, random_vgg_state, require_vgg16, run_main
 

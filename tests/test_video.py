@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 
 from lit_nst.cli import StyleTransferCLI
-from lit_nst.clips import ChunkPlan
 from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
-from lit_nst.flow import frame_flows, optical_flow, reliable, warp, warping_error
 from lit_nst.images import image_to_tensor, load_image
-from lit_nst.video import camera_move, is_clip, read_frames, write_clip
+from lit_nst.video.clips import ChunkPlan
+from lit_nst.video.files import camera_move, is_clip, read_frames, write_clip
+from lit_nst.video.flow import frame_flows, optical_flow, reliable, warp, warping_error
 
 from .helpers import bundled, ddp, fit, painting, photo, run_checkpoint, run_lit_nst, run_main
 
@@ -430,7 +430,7 @@ def test_clip_settings_on_a_picture_are_refused(tmp_path, flags, message):
 
 
 def test_a_damaged_flow_cache_is_computed_again(tmp_path, clip):
-    from lit_nst.clips import Clip
+    from lit_nst.video.clips import Clip
 
     painted = Clip(clip, 48, 1, 4)
     painted.load_flows(tmp_path, write=True)

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from lit_nst.backbone import VGGFeatures
 from lit_nst.errors import UsageError
-from lit_nst.weights import PasticheCaffeVGG19, StateDictFile, TorchvisionImageNet, weight_source
+from lit_nst.objective.backbone import VGGFeatures
+from lit_nst.objective.weights import PasticheCaffeVGG19, StateDictFile, TorchvisionImageNet, weight_source
 
 from .helpers import random_vgg_state, require_vgg16
 

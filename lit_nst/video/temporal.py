@@ -7,8 +7,8 @@ Without it each frame's optimisation lands in another local minimum: strokes cra
 import torch
 from torch import Tensor, nn
 
-from lit_nst.canvas import crop
-from lit_nst.flow import warp
+from lit_nst.objective.canvas import crop
+from lit_nst.video.flow import warp
 
 
 class TemporalTerm(nn.Module):
@@ -16,7 +16,7 @@ class TemporalTerm(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        # Canvas-shaped (see lit_nst.canvas) once a clip's second frame starts; saved in the checkpoint by hand,
+        # Canvas-shaped (lit_nst.objective.canvas) once a clip's second frame starts; saved in the checkpoint by hand,
         # not in the state dict, so checkpoints of stills keep their keys.
         self.register_buffer("warped", None, persistent=False)  # (jobs, 3, H, W)
         self.register_buffer("reliable", None, persistent=False)  # (jobs, 1, H, W), 0 outside the pictures

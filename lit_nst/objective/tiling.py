@@ -4,7 +4,7 @@ A Gram is a sum over positions, G = Σ_blocks F_b F_bᵀ / (C·H·W), and so is 
 ("Scaling Painting Style Transfer", EGSR 2024) evaluate the global objective that way: a first pass without
 gradients adds up every style layer's Gram over the blocks; a second pass runs each block with gradients and
 hands its features the gradient of the global loss, which, the global Grams known, depends on a block only
-through its own features. The objective keeps its meaning (lit_nst.objective); this is how it is evaluated.
+through its own features. The objective keeps its meaning (lit_nst.objective.objective); this is how it is evaluated.
 
 Each block owns a partition of every layer's positions, the cells of its inner pixels, and backpropagates from
 those alone, so the blocks' pixel gradients add up to the exact gradient. Its halo only has to make the owned
@@ -13,75 +13,14 @@ pooling grid lines up (80 px). Under DDP the ranks share the blocks, sum their G
 so every rank holds the whole picture's terms and gradient: N processes make the 1-process picture.
 """
 
-from collections.abc import Callable
-from typing import NamedTuple
-
 import torch
 from torch import Tensor, distributed
 from torch.autograd.function import once_differentiable
 
-from lit_nst.canvas import image_shape
-from lit_nst.errors import UsageError
-from lit_nst.losses import gram_sum, mean_squared_error, total_variation
-from lit_nst.memory import estimate_fit_bytes, fit_refusal
-from lit_nst.objective import JobTargets, LossTerms, StyleObjective
-
-AUTO_TILE_SIZES = (2048, 1536, 1024, 768, 512, 384, 256)  # what `auto` tries, largest (least halo) first
-
-
-class Share(NamedTuple):
-    """Which of the blocks this process evaluates: every `world`-th, from `rank`."""
-
-    rank: int = 0
-    world: int = 1
-
-
-class Block(NamedTuple):
-    inner: tuple[int, int, int, int]  # top, bottom, left, right: the pixels whose cells the block owns
-    window: tuple[int, int, int, int]  # the pixels it reads: inner and halo, within the picture
-    picture: tuple[int, int]  # the whole picture's (h, w)
-
-    def read(self, image: Tensor) -> Tensor:
-        top, bottom, left, right = self.window
-        return image[..., top:bottom, left:right]
-
-    def owned(self, stride: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
-        """The positions of a layer of `stride` that this block owns: (in its own map, in the picture's map)."""
-        (top, bottom, left, right), (window_top, _, window_left, _) = self.inner, self.window
-        height, width = self.picture
-        # The last block also owns the positions a floor division leaves past its last whole cell.
-        rows = (top // stride, height // stride if bottom == height else bottom // stride)
-        columns = (left // stride, width // stride if right == width else right // stride)
-        rows_here, columns_here = window_top // stride, window_left // stride
-        local = (
-            slice(rows[0] - rows_here, rows[1] - rows_here),
-            slice(columns[0] - columns_here, columns[1] - columns_here),
-        )
-        return local, (slice(*rows), slice(*columns))
-
-
-def spans(length: int, tile: int, stride: int) -> list[tuple[int, int]]:
-    """[start, end) pieces of at most `tile` pixels covering `length`, as even as `stride` allows."""
-    pieces = -(-length // tile)
-    # every piece but the last a whole number of the deepest layer's cells
-    step = _round_up(_round_up(length, pieces) // pieces, stride)
-    return [(start, min(start + step, length)) for start in range(0, length, step)]
-
-
-Box = tuple[int, int, int, int]  # top, bottom, left, right
-
-
-def block_windows(shape: tuple[int, int], tile: int, stride: int, halo: int) -> list[tuple[Box, Box]]:
-    """Each block's (inner, window) as (top, bottom, left, right): its pieces of the picture, and with the halo."""
-    height, width = shape
-    return [
-        (
-            (top, bottom, left, right),
-            (max(top - halo, 0), min(bottom + halo, height), max(left - halo, 0), min(right + halo, width)),
-        )
-        for top, bottom in spans(height, tile, stride)
-        for left, right in spans(width, tile, stride)
-    ]
+from lit_nst.objective.blocks import Block, Share, block_geometry, block_windows
+from lit_nst.objective.canvas import image_shape
+from lit_nst.objective.losses import gram_sum, mean_squared_error, total_variation
+from lit_nst.objective.objective import JobTargets, LossTerms, StyleObjective
 
 
 class BlockWalk:
@@ -185,7 +124,7 @@ class BlockWalk:
             block.read(gradients).add_(gradient)
         if self.shares_jobs:
             # The whole gradient on every rank, before anything downstream reads it: the clamp's backward
-            # (lit_nst.clamping) decides by its sign, and a sign of one rank's share is not the sign of the sum.
+            # (clamping.py) decides by its sign, and a sign of one rank's share is not the sign of the sum.
             distributed.all_reduce(gradients)
         return content, style, gradients
 
@@ -281,133 +220,3 @@ class _WithGradient(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:
         (gradient,) = ctx.saved_tensors
         return grad_output.reshape(-1, 1, 1, 1) * gradient, None, None
-
-
-def block_geometry(objective: StyleObjective) -> tuple[int, int]:
-    """(stride, halo) of blocks for the layers `objective` reads: blocks start on multiples of the deepest
-    layer's stride, so every pooling grid lines up, and read its reach beyond, rounded up to that stride."""
-    backbone = objective.backbone
-    stride = max(backbone.strides.values())
-    return stride, _round_up(backbone.reach, stride)
-
-
-def check_tile_size(tile_size: int | str, objective: StyleObjective) -> None:
-    """A one-line UsageError unless `tile_size` is auto, 0 or a positive multiple of the blocks' stride."""
-    if tile_size == "auto" or tile_size == 0:
-        return
-    stride, _ = block_geometry(objective)
-    deepest = objective.backbone.taps[max(objective.backbone.taps)]
-    # Typed `int | str` for the CLI, so that a word other than auto reaches this message, not the parser's.
-    if not isinstance(tile_size, int) or tile_size < 0 or tile_size % stride:
-        raise UsageError(
-            f"--model.tile_size {tile_size} is not a block size: use auto, 0 (never tile) or a positive multiple "
-            f"of {stride} px (the stride of {deepest}, the deepest layer used), e.g. 512"
-        )
-
-
-def fit_estimate(
-    objective: StyleObjective,
-    shapes: list[tuple[int, int]],
-    rank_jobs: list[int],
-    world: int,
-    optimizer: torch.optim.Optimizer,
-    max_steps: int,
-    precision: str,
-    device: torch.device,
-) -> Callable[..., int]:
-    """estimate(tile_size, history_size, scale): one process's peak bytes (lit_nst.memory) in blocks of that size
-    (0: none), with that many L-BFGS pairs (None: the optimiser's), the pictures scaled by `scale`. Tiled under
-    DDP, each process has every job."""
-    halo = block_geometry(objective)[1]
-
-    def estimate(tile_size: int, history: int | None, scale: float = 1.0) -> int:
-        jobs = list(range(len(shapes))) if tile_size and world > 1 else rank_jobs
-        scaled = [(max(1, round(h * scale)), max(1, round(w * scale))) for h, w in shapes]
-        return estimate_fit_bytes(
-            objective.backbone,
-            scaled,
-            jobs,
-            optimizer,
-            max_steps,
-            precision,
-            device,
-            list(objective.content_layers),
-            tile_size + 2 * halo if tile_size else None,
-            history,
-        )
-
-    return estimate
-
-
-class MemoryPlan(NamedTuple):
-    tile_size: int  # the blocks' inner size; 0: the whole picture at once
-    estimate: int  # peak bytes of one process
-    refusal: str | None  # why it cannot fit, and what would make it, or None
-
-
-def plan_memory(
-    requested: int | str,
-    objective: StyleObjective,
-    shapes: list[tuple[int, int]],
-    world: int,
-    estimate: Callable[[int, int | None], int],
-    processes: int,
-    free: int,
-    size: int,
-    history: int | None,
-) -> MemoryPlan:
-    """The block size (`requested`, or for `auto` the largest that fits), its memory, and a refusal if it cannot fit.
-
-    `estimate(tile_size, history_size)` is one process's peak bytes; `history` the L-BFGS history, None for another
-    optimiser. Under DDP with fewer jobs than processes, `auto` tiles so that every process has blocks to share.
-    """
-    stride, _ = block_geometry(objective)
-    longest = max(max(shape) for shape in shapes)
-
-    def fits(tile: int, pairs: int | None = None) -> bool:
-        return estimate(tile, pairs) * processes <= free
-
-    tiles = [tile for tile in AUTO_TILE_SIZES if tile % stride == 0 and tile < longest]
-    if requested != "auto":
-        tile = int(requested)
-    elif world > 1 and len(shapes) < world and _sharing_pays(shapes, world, stride, block_geometry(objective)[1]):
-        share = _round_up(_round_up(longest, world) // world, stride)  # the long side in `world` pieces
-        options = [share, *(t for t in tiles if t < share)]
-        tile = next((t for t in options if fits(t)), options[-1])
-    elif fits(0):
-        tile = 0
-    else:
-        tile = next((t for t in tiles if fits(t)), tiles[-1] if tiles else 0)
-    needed = estimate(tile, None)
-    if needed * processes <= free:
-        return MemoryPlan(tile, needed, None)
-    remedies = []
-    fitting = next((t for t in tiles if fits(t)), None)
-    if fitting is not None and fitting != tile:
-        remedies.append(f"--model.tile_size {fitting}")
-    smallest = tiles[-1] if tiles else tile
-    pairs = next((pairs for pairs in range(history or 0, 0, -1) if fits(smallest, pairs)), None)
-    if pairs is not None and fitting is None:
-        remedies.append(f"--model.tile_size {smallest} with --optimizer.history_size {pairs}")
-    remedies += ["fewer jobs per device", "or --trainer.precision bf16-mixed"]
-    # The largest --data.size that fits as planned: with blocks, their activations do not grow with the picture.
-    sizes = range(size // 16, 0, -1)
-    largest = next((n * 16 for n in sizes if estimate(tile, None, n * 16 / size) * processes <= free), 16)
-    return MemoryPlan(tile, needed, fit_refusal(needed, processes, free, largest, remedies))
-
-
-def _sharing_pays(shapes: list[tuple[int, int]], world: int, stride: int, halo: int) -> bool:
-    """Whether `world` processes sharing the pictures' blocks beat one process per job, by pixels through the
-    network: a shared block costs two forwards and a backward over its window (about 4 forwards), a whole
-    picture a forward and a backward (about 3). Halos make sharing a small picture slower than idling."""
-    shared = untiled = 0
-    for height, width in shapes:
-        tile = _round_up(_round_up(max(height, width), world) // world, stride)
-        windows = block_windows((height, width), tile, stride, halo)
-        shared += sum((bottom - top) * (right - left) for _, (top, bottom, left, right) in windows)
-        untiled = max(untiled, height * width)
-    return 4 * shared / world < 3 * untiled
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
