@@ -17,7 +17,8 @@ from lightning.pytorch import Callback
 
 from lit_nst.cli import cli_main
 from lit_nst.data import StyleImages
-from lit_nst.module import LBFGS_LOSS_SCALE, StyleTransfer
+from lit_nst.module import StyleTransfer
+from lit_nst.optim import LBFGS_LOSS_SCALE
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 CONTENT, STYLE = ASSETS / "astronaut.jpg", ASSETS / "starry_night.jpg"

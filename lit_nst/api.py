@@ -92,9 +92,9 @@ class NotebookCLI(StyleTransferCLI):
     def before_fit(self) -> None:
         super().before_fit()
         data, max_steps = self.datamodule, self.trainer.fit_loop.epoch_loop.max_steps
-        if data.clip is not None and max_steps < sum(data.steps):  # refused before a step: nothing would be kept
+        if data.clip is not None and max_steps < data.schedule.total:  # refused before a step: nothing would be kept
             raise UsageError(
-                f"max_steps {max_steps} stops the clip before its last frame (it takes {sum(data.steps)} "
+                f"max_steps {max_steps} stops the clip before its last frame (it takes {data.schedule.total} "
                 "steps): drop max_steps, or lower frame_steps"
             )
 

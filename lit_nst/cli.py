@@ -146,9 +146,9 @@ class StyleTransferCLI(LightningCLI):
         record = read_checkpoint_record(path)
         check_same_job(path, record, identity, optimizer)
         if 0 < self.trainer.max_steps <= record["global_step"] and rank_zero_only.rank == 0:
-            unfinished_clip = data.clip is not None and record["global_step"] < sum(data.steps)
+            unfinished_clip = data.clip is not None and record["global_step"] < data.schedule.total
             then = (
-                f"raise it (the clip takes {sum(data.steps)} steps) to paint on"
+                f"raise it (the clip takes {data.schedule.total} steps) to paint on"
                 if unfinished_clip
                 else "rewriting the output image"
             )
@@ -159,21 +159,14 @@ class StyleTransferCLI(LightningCLI):
             )
 
     def _last_of_this_run(self, folder: Path, identity: dict[str, object], optimizer: str, others: bool) -> Path | None:
-        """This run's last checkpoint; else, in the default layout (`others`), the one of the same run in the layout
-        before run folders; else None, saying so, and naming how a run of the same pictures differs (a mistyped
-        flag starts afresh). Other runs are known by their `run.json`: no file but this run's own is unpickled."""
+        """This run's last checkpoint; else None, saying so, and in the default layout (`others`) naming how a run of
+        the same pictures differs (a mistyped flag starts afresh). Other runs are known by their `run.json`: no file
+        but this run's own is unpickled."""
         last = folder / LAST
         if last.is_file():
             return last
         nearest = ""
         if others:
-            old_layout = folder.parent / LAST
-            with contextlib.suppress(UsageError):  # a broken file: not this run's
-                if (
-                    old_layout.is_file()
-                    and first_difference(read_checkpoint_record(old_layout), identity, optimizer) is None
-                ):
-                    return old_layout
             for other, record in other_runs(folder):
                 difference = first_difference(record, identity, optimizer)
                 if difference is not None and same_pictures(record, identity):
@@ -202,7 +195,7 @@ class StyleTransferCLI(LightningCLI):
     def _max_steps(self, asked: int) -> int:
         """The run's length: a coarse-to-fine schedule's sum of steps, else `DEFAULT_MAX_STEPS`; an explicit
         --trainer.max_steps (Lightning's -1 means unset) stops earlier, and says so where it cuts a schedule."""
-        scheduled = sum(self.datamodule.steps)
+        scheduled = self.datamodule.schedule.total
         if asked < 0:
             return scheduled or DEFAULT_MAX_STEPS
         if scheduled and asked != scheduled:
@@ -211,7 +204,7 @@ class StyleTransferCLI(LightningCLI):
                 schedule = (
                     "the clip (--data.steps, then --data.frame_steps a frame)"
                     if self.datamodule.clip
-                    else f"the schedule --data.steps {self.datamodule.steps}"
+                    else f"the schedule --data.steps {self.datamodule.schedule.steps}"
                 )
                 print(
                     f"lit-nst: --trainer.max_steps {asked} {what}: {schedule}"

@@ -1,9 +1,7 @@
 """What goes in: the content and style images of each job, and the per-step batches of job indices."""
 
-import bisect
 import dataclasses
 import itertools
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -13,85 +11,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from lit_nst.errors import UsageError
-from lit_nst.files import file_sha256
 from lit_nst.images import image_to_tensor, load_image, load_mask, resize_longer_side
+from lit_nst.jobs import StyleJob, check_names_unique, normalised_blend
 from lit_nst.objective.canvas import image_shape
-from lit_nst.objective.objective import StyleRegion
 from lit_nst.runs import folder_of
+from lit_nst.schedule import Schedule
 from lit_nst.video.clips import Clip, clip_folder
 from lit_nst.video.files import is_clip
-
-FIRST_FRAME_STEPS = 200  # a clip's cold start, without a coarse-to-fine schedule for it
-DEFAULT_SIZE = 512  # the output's longer side, in pixels, unless --data.size or a schedule says otherwise
-
-
-@dataclass
-class StyleJob:
-    """One stylisation: a content image painted in a style, a blend of styles, or styles by region.
-
-    Images are (3, H, W) RGB in [0, 1]; `blend` holds each style's weight in the target Grams (sum 1).
-    Masks are (1, H, W) in [0, 1] in the content's frame: `style_masks[i]` is where style i paints (None:
-    wherever the picture may change), `content_mask` where the picture may change (None: everywhere).
-    """
-
-    content_path: Path
-    style_paths: list[Path]
-    content: Tensor
-    styles: list[Tensor]
-    blend: list[float]
-    style_mask_paths: list[Path | None] = field(default_factory=list)
-    style_masks: list[Tensor | None] = field(default_factory=list)
-    content_mask_path: Path | None = None
-    content_mask: Tensor | None = None
-    chunk: int | None = None  # of a clip cut into several chunks (lit_nst.video.clips)
-
-    def regions(self, styles: list[Tensor] | None = None) -> list[StyleRegion]:
-        """The job's style regions: styles sharing a mask (or having none) are blended by their weights,
-        and each region's term has full weight, so a region is painted as strongly as a whole picture."""
-        styles = self.styles if styles is None else styles
-        mask_paths = self.style_mask_paths or [None] * len(styles)
-        members: dict[Path | None, list[int]] = {}
-        for index, path in enumerate(mask_paths):
-            members.setdefault(path, []).append(index)
-        regions = []
-        for path, indices in members.items():
-            total = sum(self.blend[index] for index in indices)
-            if total == 0:
-                continue  # every style of this region has blend weight 0
-            mask = self.content_mask if path is None else self.style_masks[indices[0]]
-            regions.append(StyleRegion([styles[i] for i in indices], [self.blend[i] / total for i in indices], mask))
-        return regions
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(h, w) of the content, and so of the job's picture."""
-        return image_shape(self.content)
-
-    @property
-    def style(self) -> Tensor:
-        """The (main) style image, for pictures of the job."""
-        return self.styles[max(range(len(self.blend)), key=self.blend.__getitem__)]
-
-    @property
-    def name(self) -> str:
-        name = f"{self.content_path.stem}__{'+'.join(path.stem for path in self.style_paths)}"
-        return name if self.chunk is None else f"{name}_chunk{self.chunk}"
-
-    def identity(self) -> dict[str, object]:
-        """The files' contents, not their names: a resume must paint the same pictures."""
-        identity = {
-            "content": file_sha256(self.content_path),
-            "styles": [file_sha256(path) for path in self.style_paths],
-            "blend": self.blend,
-        }
-        # Only when set, so checkpoints written before masks existed still resume.
-        if any(path is not None for path in self.style_mask_paths):
-            identity["style_masks"] = [None if path is None else file_sha256(path) for path in self.style_mask_paths]
-        if self.content_mask_path is not None:
-            identity["content_mask"] = file_sha256(self.content_mask_path)
-        if self.chunk is not None:
-            identity["chunk"] = self.chunk
-        return identity
 
 
 class RepeatedJobs(Dataset):
@@ -155,8 +81,7 @@ class StyleImages(L.LightningDataModule):
             overlap: frames a chunk paints before its own, cross-faded with the previous chunk's (4 by default).
         """
         super().__init__()
-        self.scales, self.steps, self.schedule_note = validated_schedule(size, scales, steps)
-        self.scheduled = scales is not None
+        self.schedule = Schedule.from_flags(size, scales, steps)
         if style_scale <= 0:
             raise UsageError(f"--data.style_scale must be positive, got {style_scale}")
         contents = [content] if isinstance(content, str) else list(content)
@@ -178,10 +103,9 @@ class StyleImages(L.LightningDataModule):
             raise UsageError(
                 f"--data.pairs zip needs as many contents as styles, got {len(contents)} and {len(styles)}"
             )
-        self.size = self.scales[-1]
+        self.size = self.schedule.scales[-1]
         self.style_scale = style_scale
         self._styles: dict[int, list[Tensor]] = {}  # a clip's style images by size
-        self._starts: list[int] | None = None  # `scale_starts`, once
         self._stage_jobs: tuple[int, list[StyleJob]] = (-1, [])  # a clip's jobs at the stage last asked for
         self.run_folder: Path | None = None  # where the run keeps its checkpoints and a clip's work (lit_nst.runs)
         self.clip = self._clip(contents, styles, one_job_per_content, frame_steps, chunks, overlap)
@@ -196,11 +120,10 @@ class StyleImages(L.LightningDataModule):
             pairing = itertools.product(contents, styles) if pairs == "product" else zip(contents, styles, strict=True)
             self.groups = [(c, [s]) for c, s in pairing]
         if self.clip is None:
-            self._jobs_by_scale = [self._jobs_at(size) for size in self.scales]
+            self._jobs_by_stage = [self._jobs_at(size) for size in self.schedule.scales]
         else:
-            first = self.steps or [FIRST_FRAME_STEPS]
-            self.steps = first + [self.frame_steps] * (self.clip.plan.stages - 1)
-        self.jobs = self.jobs_at_scale(len(self.steps) - 1 if self.steps else 0)
+            self.schedule = self.schedule.with_frames(self.clip.plan.stages, self.frame_steps)
+        self.jobs = self.jobs_at_stage(self.schedule.stages - 1)
         check_names_unique(self.jobs)
         if self.clip is not None:
             # The first frame's coarsest scale: a picture too small is refused before any work, and the stage the
@@ -252,8 +175,7 @@ class StyleImages(L.LightningDataModule):
         return self._stage_jobs[1]
 
     def _new_clip_jobs(self, stage: int) -> list[StyleJob]:
-        clip, cold = self.clip, len(self.scales)
-        size = self.scales[min(stage, cold - 1)]
+        clip, size = self.clip, self.schedule.size_at(stage)
         styles = self._styles_at(size)
         contents = [clip.frame(frame, size) for frame in self.frames_at(stage)]
         chunked = clip.plan.chunks > 1
@@ -294,19 +216,14 @@ class StyleImages(L.LightningDataModule):
             content_mask,
         )
 
-    def jobs_at_scale(self, scale_index: int) -> list[StyleJob]:
+    def jobs_at_stage(self, stage: int) -> list[StyleJob]:
         """The jobs at a stage: a scale of the schedule, or for a clip, its first frame's scales then its frames."""
-        return self._jobs_by_scale[scale_index] if self.clip is None else self._clip_jobs(scale_index)
-
-    def is_frame_stage(self, stage: int) -> bool:
-        """Whether at this stage a clip's chunks move on to their next frames (rather than to a finer scale)."""
-        return self.clip is not None and stage >= len(self.scales)
+        return self._jobs_by_stage[stage] if self.clip is None else self._clip_jobs(stage)
 
     def frames_at(self, stage: int) -> list[int]:
         """The frame each chunk of the clip paints at a stage."""
-        return [
-            self.clip.plan.frame(chunk, max(0, stage - len(self.scales) + 1)) for chunk in range(self.clip.plan.chunks)
-        ]
+        frame_stage = max(0, self.schedule.frame_stage(stage))
+        return [self.clip.plan.frame(chunk, frame_stage) for chunk in range(self.clip.plan.chunks)]
 
     def flows_into(self, stage: int) -> list[tuple[Tensor, Tensor] | None]:
         """Each chunk's (flow from its frame at `stage` to its frame before, reliability); None where it stays."""
@@ -330,17 +247,6 @@ class StyleImages(L.LightningDataModule):
             if not trainer.is_global_zero:
                 self.clip.load_flows(folder, write=False)  # computes them itself where the folder is not shared
 
-    def scale_index(self, step: int) -> int:
-        """Which scale of the schedule step `step` (0-based) belongs to."""
-        # Asked at every step, by the module and two callbacks, over a clip's hundreds of stages: a bisection.
-        return bisect.bisect_right(self.scale_starts(), step) - 1 if self.steps else 0
-
-    def scale_starts(self) -> list[int]:
-        """The step at which each stage (scale, or a clip's frame) begins; the steps are fixed once loaded."""
-        if self._starts is None:
-            self._starts = list(itertools.accumulate(self.steps[:-1], initial=0)) if self.steps else [0]
-        return self._starts
-
     def _load(self, path: str, role: str, size: int) -> Tensor:
         return image_to_tensor(
             resize_longer_side(load_image(path, role), size, f"{role} image {path}", self._too_small(role))
@@ -348,10 +254,10 @@ class StyleImages(L.LightningDataModule):
 
     def _too_small(self, role: str) -> str:
         """What raises a picture that the run's sizes make too small: the flags that set them."""
-        flag = "--data.scales" if self.scheduled and self.schedule_note is None else "--data.size"
+        flag = "--data.scales" if self.schedule.given and self.schedule.note is None else "--data.size"
         remedy = f"raise {flag}" + (" or --data.style_scale" if role == "style" else "")
-        if self.schedule_note is not None:  # the size named is a stretched scale, a fraction of --data.size
-            remedy += f" (the schedule stretched to it starts at {self.scales[0]} of its {self.size} px)"
+        if self.schedule.note is not None:  # the size named is a stretched scale, a fraction of --data.size
+            remedy += f" (the schedule stretched to it starts at {self.schedule.scales[0]} of its {self.size} px)"
         return remedy
 
     def identity(self) -> dict[str, object]:
@@ -360,12 +266,12 @@ class StyleImages(L.LightningDataModule):
             "data.jobs": [job.identity() for job in self.jobs],
             "data.size": self.size,
             "data.style_scale": self.style_scale,
-            "data.scales": self.scales,
-            "data.steps": self.steps if len(self.steps) > 1 else None,
+            "data.scales": self.schedule.scales,
+            "data.steps": self.schedule.steps if len(self.schedule.steps) > 1 else None,
         }
         if self.clip is not None:  # only then: checkpoints of stills written before clips existed still resume
             # The first frame's schedule under the name the user gave it, the later frames' under theirs.
-            identity["data.steps"] = self.steps[: len(self.scales)]
+            identity["data.steps"] = self.schedule.steps[: len(self.schedule.scales)]
             identity.update({"data.frame_steps": self.frame_steps, **self.clip.identity()})
         return identity
 
@@ -383,62 +289,3 @@ class StyleImages(L.LightningDataModule):
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return torch.arange(len(self.jobs))[rank::world_size]
-
-
-def check_names_unique(jobs: list[StyleJob]) -> None:
-    """Every job's result has a file of its own: two jobs of one name would overwrite each other."""
-    seen: dict[str, StyleJob] = {}
-    for job in jobs:
-        if job.name in seen:
-            first = seen[job.name]
-            raise UsageError(
-                f"two jobs would both write {job.name}.png ({first.content_path} with {first.style_paths[0]}, and "
-                f"{job.content_path} with {job.style_paths[0]}): give each image a file name of its own"
-            )
-        seen[job.name] = job
-
-
-def validated_schedule(
-    size: int | None, scales: list[int] | None, steps: list[int] | None
-) -> tuple[list[int], list[int], str | None]:
-    """(scales, steps, a note for the user) of the run: one scale, `size`, unless a coarse-to-fine schedule is given;
-    a `size` given with a schedule that ends elsewhere stretches the schedule (a preset at another size)."""
-    if size is not None and size <= 0:
-        raise UsageError(f"--data.size must be a positive number of pixels, got {size}")
-    if scales is None:
-        if steps is not None:
-            raise UsageError("--data.steps goes with --data.scales (one number of steps per scale)")
-        return [DEFAULT_SIZE if size is None else size], [], None
-    if steps is None or len(steps) != len(scales):
-        raise UsageError(f"--data.scales {scales} needs --data.steps with one number of steps per scale")
-    if any(scale <= 0 for scale in scales) or any(b <= a for a, b in zip(scales, scales[1:], strict=False)):
-        raise UsageError(f"--data.scales must be positive and increasing, got {scales}")
-    if any(count <= 0 for count in steps):
-        raise UsageError(f"--data.steps must be positive, got {steps}")
-    if size is None or size == scales[-1]:
-        return list(scales), list(steps), None
-    stretched = stretch(scales, size)
-    if stretched is None:
-        # Stretching up never merges scales; down, rounding may merge and part them again: the least size from
-        # which every size up to the schedule's own keeps them apart.
-        least = next(n for n in range(scales[-1], 0, -1) if stretch(scales, n - 1) is None)
-        raise UsageError(
-            f"--data.size {size} is too small for the {len(scales)} scales of --data.scales {scales}: "
-            f"give --data.size {least} or more, or --data.scales ending at it"
-        )
-    return stretched, list(steps), f"--data.size {size} stretches --data.scales {list(scales)} to {stretched}"
-
-
-def stretch(scales: list[int], size: int) -> list[int] | None:
-    """`scales` in proportion, ending at `size`; None where rounding merges two of them or makes one 0."""
-    stretched = [round(scale * size / scales[-1]) for scale in scales]
-    return None if any(b <= a for a, b in zip([0, *stretched], stretched, strict=False)) else stretched
-
-
-def normalised_blend(weights: list[float], styles: int) -> list[float]:
-    """Blend weights summing to 1, one per style."""
-    if len(weights) != styles:
-        raise UsageError(f"--data.style_blend has {len(weights)} weights for {styles} style images")
-    if any(weight < 0 for weight in weights) or sum(weights) <= 0:
-        raise UsageError(f"--data.style_blend must be non-negative with a positive sum, got {weights}")
-    return [weight / sum(weights) for weight in weights]

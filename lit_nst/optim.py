@@ -8,12 +8,21 @@ job run alone: padding in the dot products changed their rounding, which L-BFGS 
 """
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
+from lit_nst.errors import UsageError
 from lit_nst.objective.canvas import crops
+
+# L-BFGS is handed the objective divided by 255², i.e. measured as if the image were in 0-255 pixel
+# units (the convention of Gatys et al. and jcjohnson/neural-style). L-BFGS without line search is not
+# invariant to that choice: before it has curvature history it takes a raw gradient step of length
+# lr·|g|, which on a [0, 1] image blew the total up to 1.9e23 at step 2 and never recovered. First-order
+# optimisers get the objective unscaled (Adam's eps would otherwise swamp small gradients).
+# Logged losses are always the unscaled objective.
+LBFGS_LOSS_SCALE = 1.0 / 255.0**2
 
 
 class JobwiseLBFGS(torch.optim.Optimizer):
@@ -153,3 +162,32 @@ def _fit_history(optimizer: torch.optim.LBFGS, history_size: int) -> None:
                 state[key] = state[key][-history_size:]
         if "al" in state:  # torch sizes this scratch list once, by the history size of the first step
             state["al"] = [None] * history_size
+
+
+class StepPolicy(NamedTuple):
+    """What an optimiser needs of each step."""
+
+    clamp_every_step: bool  # the target clamped to [0, 1] after each step
+    loss_scale: float  # what the objective is multiplied by before the optimiser sees it
+
+
+def step_policy(optimizer: torch.optim.Optimizer, jobs: int) -> StepPolicy:
+    """The optimiser's policy; a UsageError for torch's LBFGS over several jobs."""
+    if isinstance(optimizer, torch.optim.LBFGS) and jobs > 1:
+        raise UsageError(
+            f"torch's LBFGS would share one curvature history across the {jobs} jobs; "
+            "use --optimizer lit_nst.optim.JobwiseLBFGS"
+        )
+    # L-BFGS's curvature history assumes the iterate it produced; clamping it each step breaks it.
+    quasi_newton = isinstance(optimizer, torch.optim.LBFGS | JobwiseLBFGS)
+    return StepPolicy(not quasi_newton, LBFGS_LOSS_SCALE if quasi_newton else 1.0)
+
+
+def settings_note(changed: dict[str, tuple[Any, Any]]) -> str | None:
+    """The line of a resume that changed the optimiser's settings (`apply_settings`), or None."""
+    if not changed:
+        return None
+    said = ", ".join(
+        f"--optimizer.{key} {now} (the checkpoint's was {before})" for key, (before, now) in changed.items()
+    )
+    return f"resuming with {said}"

@@ -4,11 +4,14 @@ refusal naming what would fit (lit_nst.memory estimates the bytes)."""
 from collections.abc import Callable
 from typing import NamedTuple
 
+import lightning as L
 import torch
 
-from lit_nst.memory import estimate_fit_bytes, fit_refusal
+from lit_nst.errors import UsageError
+from lit_nst.memory import estimate_fit_bytes, fit_refusal, free_bytes
 from lit_nst.objective.blocks import block_geometry, block_windows, round_up
 from lit_nst.objective.objective import StyleObjective
+from lit_nst.ranks import any_rank
 
 AUTO_TILE_SIZES = (2048, 1536, 1024, 768, 512, 384, 256)  # what `auto` tries, largest (least halo) first
 
@@ -115,3 +118,32 @@ def _sharing_pays(shapes: list[tuple[int, int]], world: int, stride: int, halo: 
         shared += sum((bottom - top) * (right - left) for _, (top, bottom, left, right) in windows)
         untiled = max(untiled, height * width)
     return 4 * shared / world < 3 * untiled
+
+
+def plan_run(
+    trainer: L.Trainer, objective: StyleObjective, optimizer: torch.optim.Optimizer, requested: int | str
+) -> MemoryPlan:
+    """This rank's block size (0: whole pictures) and peak bytes at the output size, the same block size on every
+    rank; a UsageError on every
+    rank where any cannot fit, before any work on the device, so that a run is refused rather than killed halfway."""
+    data, device = trainer.datamodule, trainer.lightning_module.device
+    shapes = [job.shape for job in data.jobs]
+    precision = str(trainer.precision)
+    rank_jobs = data.rank_job_ids().tolist()
+    estimate = fit_estimate(
+        objective, shapes, rank_jobs, trainer.world_size, optimizer, trainer.max_steps, precision, device
+    )
+    # DDP processes on a CPU share the machine's memory; on GPUs each has its own device.
+    processes = trainer.num_devices if device.type == "cpu" else 1
+    history = optimizer.defaults.get("history_size")
+    settings = (objective, shapes, trainer.world_size, estimate, processes, free_bytes(device), data.size, history)
+    plan = plan_memory(requested, *settings)
+    if trainer.world_size > 1:  # each rank read its own free memory: all walk rank 0's blocks, each checks them
+        plan = plan_memory(trainer.strategy.broadcast(plan.tile_size), *settings)
+    if plan.tile_size and precision == "16-mixed":
+        raise UsageError("16-mixed's gradient scaler cannot reach inside the blocks: use bf16-mixed or 32-true")
+    (refused,) = any_rank(trainer, plan.refusal is not None)  # a rank left alone would wait forever
+    if refused:
+        other = "another process's device cannot hold its share of this run: use fewer jobs per device"
+        raise UsageError(plan.refusal or other)
+    return plan

@@ -1,10 +1,16 @@
 """Deciding whether a checkpoint may be resumed by this command, before any step is taken."""
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from lit_nst.errors import UsageError
+from lit_nst.files import file_sha256
+
+# The layout of `checkpoint["lit_nst"]`: raised when it changes, so that an older checkpoint is refused in one line
+# rather than half-read. 2: "stage" for "scale_index", the canvas at the output size from the first stage on.
+CHECKPOINT_FORMAT = 2
 
 
 def read_checkpoint_record(path: Path) -> dict:
@@ -20,7 +26,33 @@ def read_checkpoint_record(path: Path) -> dict:
         ) from None
     if not isinstance(checkpoint, dict) or "lit_nst" not in checkpoint:
         raise UsageError(f"checkpoint {path} was not written by lit-nst fit; nothing was overwritten")
+    written = checkpoint["lit_nst"].get("format", 1)
+    if written != CHECKPOINT_FORMAT:
+        which = "an earlier" if written < CHECKPOINT_FORMAT else "a later"
+        raise UsageError(
+            f"checkpoint {path} is of format {written}, from {which} lit-nst, and this one resumes format "
+            f"{CHECKPOINT_FORMAT}: drop --ckpt_path to start afresh"
+        )
     return {**checkpoint["lit_nst"], "global_step": checkpoint.get("global_step", 0)}
+
+
+# The model's settings that a resume must share with the run it continues (not max_steps, output or logging).
+MODEL_IDENTITY = (
+    *("arch", "weights", "pooling", "preprocessing", "content_layers", "style_layers"),
+    *("content_layer_weights", "style_layer_weights", "content_weight", "style_weight", "tv_weight", "color"),
+)
+
+
+def model_identity(hparams: Mapping[str, object], clip: bool = False) -> dict[str, object]:
+    """What of the model's settings `hparams` a resume must share; for a `clip`, its temporal weight too."""
+    keys = (*MODEL_IDENTITY, *(("temporal_weight",) if clip else ()))
+    # Tuples and lists compare equal once stored, whatever the YAML or CLI produced.
+    identity = {
+        f"model.{key}": list(hparams[key]) if isinstance(hparams[key], tuple | list) else hparams[key] for key in keys
+    }
+    if hparams["weights"] not in ("caffe", "imagenet"):  # a file: what it holds, not where it lies
+        identity["model.weights"] = f"sha256:{file_sha256(Path(hparams['weights']))}"
+    return identity
 
 
 def check_same_job(path: Path, saved: dict, identity: dict[str, object], optimizer: str) -> None:

@@ -5,11 +5,12 @@ import torch
 from PIL import Image
 from torch.nn.functional import interpolate
 
-from lit_nst.data import StyleImages, stretch
+from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
 from lit_nst.images import load_image
 from lit_nst.objective.color import luminance_as_rgb, match_color, rgb_to_yiq, with_chroma
 from lit_nst.objective.losses import gram, mean_squared_error, region_weights
+from lit_nst.schedule import stretch
 
 from .helpers import fit, painting, photo, run_checkpoint
 
@@ -140,7 +141,7 @@ def test_a_larger_style_scale_paints_coarser_strokes(tmp_path):
             tmp_path / f"{scale}.png",
         )
         # What the style added to the photo: coarse strokes stay correlated over a longer distance.
-        strokes = cli.model.result()[0] - cli.model.original_contents[0]
+        strokes = cli.model.result()[0] - cli.model.photos.originals[0]
         correlations[scale] = autocorrelation(strokes, lag=8)
     print(f"autocorrelation of the strokes at 8 px: {correlations}")
     assert correlations["2.0"] > correlations["0.5"] + 0.03
@@ -161,10 +162,10 @@ def test_coarse_to_fine_schedule_needs_increasing_scales_and_steps_for_each():
 def test_a_size_given_with_a_schedule_stretches_it_to_end_there_and_says_so(tmp_path, capsys):
     # A preset's schedule at another output size (print.yaml at 3000 px), not silently the preset's size.
     images = StyleImages(photo("chelsea"), painting("starry_night"), size=128, scales=[32, 64, 96], steps=[1, 2, 3])
-    assert (images.scales, images.steps, images.size) == ([43, 85, 128], [1, 2, 3], 128)
-    assert images.schedule_note == "--data.size 128 stretches --data.scales [32, 64, 96] to [43, 85, 128]"
+    assert (images.schedule.scales, images.schedule.steps, images.size) == ([43, 85, 128], [1, 2, 3], 128)
+    assert images.schedule.note == "--data.size 128 stretches --data.scales [32, 64, 96] to [43, 85, 128]"
     same = StyleImages(photo("chelsea"), painting("starry_night"), size=128, scales=[32, 64, 128], steps=[1, 2, 3])
-    assert same.scales == [32, 64, 128] and same.schedule_note is None
+    assert same.schedule.scales == [32, 64, 128] and same.schedule.note is None
     stretched_too_far = (
         r"10x7 px at 10 px.*: raise --data.size \(the schedule stretched to it starts at 10 of its 40 px\)$"
     )
@@ -210,7 +211,7 @@ def straight_coarse_to_fine(tmp_path_factory):
 def test_coarse_to_fine_ends_at_the_last_scale_after_the_scheduled_steps(straight_coarse_to_fine):
     folder, cli = straight_coarse_to_fine
     assert cli.trainer.global_step == 12
-    assert cli.model.target.shape[-1] == 64 and cli.model.scale_index == 1
+    assert cli.model.target.shape[-1] == 64 and cli.model.stage == 1
     assert load_image(folder / "out.png", "result").size == (64, 43)
 
 
@@ -219,7 +220,7 @@ def test_a_coarse_to_fine_resume_lands_in_the_right_scale_and_equals_a_straight_
     tmp_path, straight_coarse_to_fine, stop, capsys
 ):
     first = coarse_to_fine(tmp_path, "--trainer.max_steps", str(stop))
-    assert first.model.scale_index == (0 if stop < 6 else 1)
+    assert first.model.stage == (0 if stop < 6 else 1)
     capsys.readouterr()
     # With its progress bar: it counts the run's steps, from the resumed one to the last.
     resumed = coarse_to_fine(tmp_path, "--ckpt_path", "last", "--trainer.enable_progress_bar", "true")

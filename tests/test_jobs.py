@@ -181,7 +181,7 @@ def test_bf16_mixed_evaluates_the_objective_within_one_and_a_half_percent_of_flo
 
 
 def test_grams_taken_inside_a_bf16_training_step_are_float32_to_float64_accuracy(tmp_path, monkeypatch):
-    from lit_nst import losses
+    from lit_nst.objective import losses
 
     taken, original = [], losses.gram
 

@@ -172,14 +172,6 @@ def test_a_fresh_start_over_this_runs_checkpoint_keeps_it_aside(first_run, tmp_p
     assert resumed.returncode == 0 and "already at step 2" in resumed.stderr, resumed.stderr
 
 
-def test_ckpt_path_last_finds_this_runs_checkpoint_of_the_layout_before_run_folders(first_run, tmp_path):
-    (tmp_path / "checkpoints").mkdir()
-    shutil.copy(run_checkpoint(first_run), tmp_path / "checkpoints" / "last.ckpt")
-    resumed = fit(tmp_path, *job(), "--trainer.max_steps", "3", "--output.path", tmp_path / "o.png", *LAST)
-    assert resumed.trainer.ckpt_path == str(tmp_path / "checkpoints" / "last.ckpt")
-    assert read_checkpoint_record(run_checkpoint(tmp_path))["global_step"] == 3  # written in its own folder now
-
-
 def test_ctrl_c_after_the_checks_but_before_the_first_step_writes_nothing(tmp_path, capfd, monkeypatch):
     """Lightning sets the model up after the command's checks; an interruption there has nothing to save."""
     picture = tmp_path / "o.png"
@@ -319,6 +311,29 @@ def test_a_picture_that_cannot_be_written_is_one_line_and_the_one_before_stays(t
         f"lit-nst: error: could not write {picture}: No space left on device; make room, then run again"
     )
     assert picture.read_bytes() == b"the picture before" and list(tmp_path.glob(".o.png.*")) == []
+
+
+@pytest.mark.parametrize("written", [None, 3])
+def test_a_checkpoint_of_another_format_is_refused_in_one_line(first_run, tmp_path, capfd, written):
+    """Format 1 (before "stage" and the format number) and a later one: refused, nothing written."""
+    checkpoint = torch.load(run_checkpoint(first_run), weights_only=False)
+    record = checkpoint["lit_nst"]
+    if written is None:
+        del record["format"]
+        record["scale_index"] = record.pop("stage")
+    else:
+        record["format"] = written
+    other = tmp_path / "other.ckpt"
+    torch.save(checkpoint, other)
+    args = [*job(), "--trainer.default_root_dir", tmp_path / "run", "--output.path", tmp_path / "new.png"]
+    result = run_main(capfd, "fit", *args, "--trainer.max_steps", "4", "--ckpt_path", other)
+    which = "an earlier" if written is None else "a later"
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"lit-nst: error: checkpoint {other} is of format {written or 1}, from {which} lit-nst, and this one resumes "
+        "format 2: drop --ckpt_path to start afresh"
+    )
+    assert not (tmp_path / "new.png").exists()
 
 
 @pytest.mark.parametrize("garbage", [b"", b"not a checkpoint", "truncate"])

@@ -142,13 +142,13 @@ def test_a_resumed_clip_ends_as_a_straight_one_without_painting_a_frame_twice(tm
     resumed = fit(folder, *flags, "--output.dir", folder / "out", "--ckpt_path", "last")
     assert resumed.trainer.global_step == total
     # A clip's stages after the first frame are its frames: the line says which.
-    frame = resumed.datamodule.scale_index(total - cut) - len(resumed.datamodule.scales) + 2
+    frame = resumed.datamodule.schedule.stage_at(total - cut) - len(resumed.datamodule.schedule.scales) + 2
     where = f"resuming at step {total - cut} of {total}, frame {frame} of 4 in each of 2 chunks"
     assert where in capsys.readouterr().err
     again = {path.name: path.stat().st_mtime_ns for path in frames.glob("*.png")}
     # The frames in progress at the cut were written then (nothing lost), and painted on after the resume.
     data = chunked.datamodule
-    stage = data.scale_index(total - cut - 1)
+    stage = data.schedule.stage_at(total - cut - 1)
     in_progress = {f"chunk{chunk}_{frame:05d}.png" for chunk, frame in enumerate(data.frames_at(stage))}
     assert in_progress <= set(done) and len(done) > len(in_progress)
     assert all(again[name] == done[name] for name in set(done) - in_progress)
@@ -447,9 +447,9 @@ def test_a_clip_builds_each_stages_jobs_once_during_the_run(clip, monkeypatch):
     original = StyleImages._new_clip_jobs
     monkeypatch.setattr(StyleImages, "_new_clip_jobs", lambda self, stage: built.append(stage) or original(self, stage))
     images = StyleImages(str(clip), painting("starry_night"), size=48, scales=[32, 48], steps=[6, 6], frame_steps=4)
-    stages = len(images.steps)
+    stages = len(images.schedule.steps)
     # At construction: the last stage (the jobs' names) and the first (checked, and kept for step 0).
     assert built == [stages - 1, 0]
-    for step in range(sum(images.steps)):  # the module and callbacks ask at every step
-        images.jobs_at_scale(images.scale_index(step))
+    for step in range(images.schedule.total):  # the module and callbacks ask at every step
+        images.jobs_at_stage(images.schedule.stage_at(step))
     assert built == [stages - 1, *range(stages)]

@@ -93,7 +93,7 @@ class RunCheckpoint(ModelCheckpoint):
         super().on_train_batch_end(trainer, pl_module, *args)
         data = trainer.datamodule
         # A clip's frame is done (lit_nst.video.clips): from here on no kill, however hard, makes a resume repaint it.
-        if getattr(data, "clip", None) is not None and data.scale_index(trainer.global_step) != pl_module.scale_index:
+        if getattr(data, "clip", None) is not None and data.schedule.stage_at(trainer.global_step) != pl_module.stage:
             self.save_now(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -14,11 +14,11 @@ from lit_nst.callbacks.output import ImageOutput
 def resuming_note(trainer: L.Trainer) -> str:
     """Where a resumed run goes on: its step, and its stage where there are several, of all."""
     data, step = trainer.datamodule, trainer.global_step
-    stages = len(data.steps)
-    stage = f", stage {data.scale_index(step) + 1} of {stages}" if stages > 1 else ""
+    stages = len(data.schedule.steps)
+    stage = f", stage {data.schedule.stage_at(step) + 1} of {stages}" if stages > 1 else ""
     if data.clip is not None:  # a clip's stages after the first frame's schedule are its frames
         plan = data.clip.plan
-        frame = max(0, data.scale_index(step) - len(data.scales) + 1) + 1
+        frame = max(0, data.schedule.frame_stage(data.schedule.stage_at(step))) + 1
         stage = f", frame {frame} of {plan.stages}" + (f" in each of {plan.chunks} chunks" if plan.chunks > 1 else "")
     return f"resuming at step {step} of {trainer.max_steps}{stage}, from {trainer.ckpt_path}"
 
@@ -43,7 +43,7 @@ def clip_note(trainer: L.Trainer) -> str | None:
         return None
     plan = data.clip.plan
     chunks = f" in {plan.chunks} chunks of {plan.stages} frames or fewer" if plan.chunks > 1 else ""
-    first = sum(data.steps[: len(data.scales)])
+    first = sum(data.schedule.steps[: len(data.schedule.scales)])
     return (
         f"a clip of {plan.frames} frames{chunks}: the first in {first} steps, then {data.frame_steps} a frame from "
         f"the last one warped along the optical flow; painted frames in {ImageOutput.frames_folder(trainer)}"
@@ -103,7 +103,7 @@ class RunNote(Callback):
             print(f"lit-nst: {resuming_note(trainer)}", file=sys.stderr)
         walk = getattr(pl_module, "block_walk", None)
         tiling = walk.describe([job.shape for job in trainer.datamodule.jobs]) if walk is not None else None
-        stretched = getattr(trainer.datamodule, "schedule_note", None)
+        stretched = trainer.datamodule.schedule.note
         for message in (self.message, unused, stretched, tiling, clip_note(trainer)):
             if message is not None and trainer.is_global_zero:
                 print(f"lit-nst: {message}", file=sys.stderr)

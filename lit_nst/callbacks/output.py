@@ -135,13 +135,13 @@ class ImageOutput(Callback):
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx) -> None:
         # Before the module moves its chunks on to their next frames (its own hook runs after this one).
         data = trainer.datamodule
-        if data.clip is not None and data.scale_index(trainer.global_step) != pl_module.scale_index:
+        if data.clip is not None and data.schedule.stage_at(trainer.global_step) != pl_module.stage:
             self.write_frames(trainer, pl_module)
 
     def write_frames(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Each chunk's picture of the frame it paints now, once the first frame's coarse scales are behind."""
-        data, stage = trainer.datamodule, pl_module.scale_index
-        frame_stage = stage - len(data.scales) + 1
+        data, stage = trainer.datamodule, pl_module.stage
+        frame_stage = data.schedule.frame_stage(stage)
         if frame_stage < 0 or not trainer.is_global_zero:  # every rank holds every chunk's picture
             return
         for chunk, (frame, image) in enumerate(zip(data.frames_at(stage), pl_module.result(), strict=True)):
@@ -174,7 +174,7 @@ class ImageOutput(Callback):
         if clip is not None:
             self.write_frames(trainer, pl_module)  # the frames in progress too: a stop loses nothing
             if trainer.is_global_zero:  # a clip is written whole
-                if trainer.global_step >= sum(trainer.datamodule.steps):
+                if trainer.global_step >= trainer.datamodule.schedule.total:
                     self.write_clip(trainer)
                 else:
                     done = self._frames_done(trainer, pl_module)
@@ -202,10 +202,10 @@ class ImageOutput(Callback):
 
     def _frames_done(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int:
         """The clip's frames painted to their last step (a stop mid-frame has written the ones in progress too)."""
-        data, folder, stage = trainer.datamodule, self.frames_folder(trainer), pl_module.scale_index
+        data, folder, stage = trainer.datamodule, self.frames_folder(trainer), pl_module.stage
         plan, in_progress = data.clip.plan, set()
-        if data.scale_index(trainer.global_step) == stage:  # stopped inside a stage: its frames are not done
-            frame_stage = stage - len(data.scales) + 1
+        if data.schedule.stage_at(trainer.global_step) == stage:  # stopped inside a stage: its frames are not done
+            frame_stage = data.schedule.frame_stage(stage)
             in_progress = {
                 (chunk, frame)
                 for chunk, frame in enumerate(data.frames_at(stage))

@@ -3,8 +3,12 @@
 Images are (..., 3, H, W) RGB in [0, 1]; nothing here knows of networks or files.
 """
 
+from typing import Literal
+
 import torch
 from torch import Tensor
+
+Color = Literal["none", "luminance", "match"]
 
 # NTSC YIQ: Y is luminance, I and Q carry the chroma.
 RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]])
