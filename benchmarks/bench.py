@@ -12,6 +12,8 @@ import ctypes
 import json
 import os
 import platform
+import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -223,13 +225,38 @@ def main() -> None:
 
 
 def write_section(path: Path, title: str, body: str) -> None:
-    """Replace (or add) the `## title` section of BENCHMARKS.md, keeping the other sections."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nWritten by `make bench`.\n"
-    sections = text.split("\n## ")
-    kept = [section for section in sections[1:] if not section.startswith(f"{title}\n")]
-    parts = [sections[0].rstrip() + "\n", *(f"## {section.rstrip()}\n" for section in kept), f"## {title}\n\n{body}\n"]
-    path.write_text("\n".join(parts))
+    """Put `body` between the `<!-- generated: title -->` marker lines of BENCHMARKS.md, with the command and commit
+    that made it; every line outside the markers (the hand-written rest) stays as it is. Without the markers, the
+    marked part goes at the end of the `## title` section, or of the file in a new section of that title."""
+    start, end = f"<!-- generated: {title} -->", f"<!-- /generated: {title} -->"
+    marked = f"{start}\n{provenance()}\n\n{body.strip()}\n{end}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    between = re.compile(rf"^{re.escape(start)}$.*?^{re.escape(end)}$", flags=re.MULTILINE | re.DOTALL)
+    section = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", flags=re.MULTILINE | re.DOTALL)
+    if between.search(text):
+        text = between.sub(lambda _: marked, text, count=1)
+    elif found := section.search(text):
+        rest = text[found.end() :]
+        text = f"{text[: found.end()].rstrip()}\n\n{marked}\n" + (f"\n{rest}" if rest else "")
+    else:
+        text = f"{text.rstrip()}\n\n## {title}\n\n{marked}\n"
+    path.write_text(text)
     print(f"wrote {path}")
+
+
+def provenance() -> str:
+    """The command and the commit a table was made by (`+` where the checkout had changes of its own)."""
+
+    def git(*args: str) -> str:
+        env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read only: git status does not refresh the index
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO, env=env).stdout.strip()
+
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(REPO).as_posix() if script.is_relative_to(REPO) else sys.argv[0]
+    command = shlex.join(["python", shown, *sys.argv[1:]])
+    commit = git("rev-parse", "--short", "HEAD") or "not recorded"
+    changed = "+" if commit != "not recorded" and git("status", "--porcelain", "--untracked-files=no") else ""
+    return f"Written by `{command}` at commit {commit}{changed}."
 
 
 if __name__ == "__main__":
