@@ -24,6 +24,7 @@ from PIL import Image
 from torch import Tensor
 
 from lit_nst.callbacks.checkpoints import RunCheckpoint
+from lit_nst.callbacks.clip_output import ClipWriter
 from lit_nst.callbacks.output import ImageOutput
 from lit_nst.cli import StyleTransferCLI, argument_error_message, cli_main, quiet_lightning_advertising
 from lit_nst.data import StyleImages
@@ -79,7 +80,7 @@ def stylize(
                 raise UsageError(argument_error_message(error)) from None
         clip = cli.datamodule.clip
         if clip is not None:  # its frames, painted (and the video written where `output.path` says)
-            return [tensor_to_image(frame) for frame in assembled(clip.plan, ImageOutput.frames_folder(cli.trainer))]
+            return [tensor_to_image(frame) for frame in assembled(clip.plan, ClipWriter.frames_folder(cli.trainer))]
         images = [tensor_to_image(image) for image in cli.model.result()]
     return images if as_list else images[0]
 

@@ -27,14 +27,13 @@ from lit_nst.interrupts import Interrupts
 from lit_nst.module import StyleTransfer
 from lit_nst.precision import check_precision, default_precision
 from lit_nst.progress import StepProgressBar
-from lit_nst.resume import check_same_job, first_difference, read_checkpoint_record, same_pictures
-from lit_nst.runs import LAST, RUNS, RunLock, keep_aside, other_runs, run_folder, run_name, write_run_record
+from lit_nst.run_start import checkpoint_to_resume
+from lit_nst.runs import RUNS, RunLock, run_folder, run_name, write_run_record
 from lit_nst.usage import plain_message, short_help
 
 DEFAULTS = Path(__file__).with_name("defaults.yaml")
 # A full disk, a quota, a read-only or forbidden file or folder: the user's to fix, in one line.
 OS_REFUSALS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-DEFAULT_MAX_STEPS = 500  # a single-scale run's length when --trainer.max_steps is not given
 
 
 class StyleTransferCLI(LightningCLI):
@@ -111,9 +110,12 @@ class StyleTransferCLI(LightningCLI):
         `--ckpt_path last` to this run's checkpoint and refuse a checkpoint of another job, before any step."""
         if Interrupts.at_start_up:  # a Ctrl-C that an import swallowed (lit_nst.console)
             raise KeyboardInterrupt
-        config = self.config_init[self.subcommand]
-        self.trainer.fit_loop.epoch_loop.max_steps = self._max_steps(self.trainer.max_steps)
-        data, checkpoints = self.datamodule, self.trainer.checkpoint_callback
+        config, data, trainer = self.config_init[self.subcommand], self.datamodule, self.trainer
+        max_steps, note = data.schedule.run_length(trainer.max_steps)
+        trainer.fit_loop.epoch_loop.max_steps = max_steps
+        if note is not None and rank_zero_only.rank == 0:
+            print(f"lit-nst: {note}", file=sys.stderr)
+        checkpoints = trainer.checkpoint_callback
         identity = {**self.model.identity(data.clip is not None), **data.identity()}
         optimizer = self._optimizer_name(config)
         chosen = checkpoints is not None and checkpoints.dirpath is not None
@@ -121,99 +123,23 @@ class StyleTransferCLI(LightningCLI):
             data.run_folder = Path(checkpoints.dirpath)
         else:
             name, settings = run_name(data.groups), {**identity, "optimizer": optimizer}
-            data.run_folder = run_folder(self.trainer.default_root_dir, name, settings)
+            data.run_folder = run_folder(trainer.default_root_dir, name, settings)
         if checkpoints is not None:
             checkpoints.dirpath = str(data.run_folder)
-        launcher = rank_zero_only.rank == 0 and self.trainer.node_rank == 0
+        launcher = rank_zero_only.rank == 0 and trainer.node_rank == 0
         if (checkpoints is not None or data.clip is not None) and launcher:
             # Only the launching process of the first node: the ranks it starts run this command again, inside its run.
             self.run_lock = RunLock(data.run_folder)
             self.run_lock.acquire()
             if not chosen:  # what the run is, for `--ckpt_path last` of a run of the same pictures to compare with
                 write_run_record(data.run_folder, {"identity": identity, "optimizer": optimizer})
-        ckpt_path = config.get("ckpt_path")
-        if ckpt_path is None:
-            self._keep_a_waiting_checkpoint(data.run_folder / LAST)
-            return
-        if checkpoints is None:
+        if checkpoints is None and config.get("ckpt_path") is not None:
             raise UsageError("--ckpt_path needs checkpoints: drop --trainer.enable_checkpointing false")
-        if ckpt_path == "last":
-            found = self._last_of_this_run(data.run_folder, identity, optimizer, others=not chosen)
-            config["ckpt_path"] = ckpt_path = None if found is None else str(found)
-            if found is None:
-                return
-        path = Path(ckpt_path)
-        record = read_checkpoint_record(path)
-        check_same_job(path, record, identity, optimizer)
-        if 0 < self.trainer.max_steps <= record["global_step"] and rank_zero_only.rank == 0:
-            unfinished_clip = data.clip is not None and record["global_step"] < data.schedule.total
-            then = (
-                f"raise it (the clip takes {data.schedule.total} steps) to paint on"
-                if unfinished_clip
-                else "rewriting the output image"
-            )
-            print(
-                f"lit-nst: {path} is already at step {record['global_step']} of --trainer.max_steps "
-                f"{self.trainer.max_steps}: {then}",
-                file=sys.stderr,
-            )
-
-    def _last_of_this_run(self, folder: Path, identity: dict[str, object], optimizer: str, others: bool) -> Path | None:
-        """This run's last checkpoint; else None, saying so, and in the default layout (`others`) naming how a run of
-        the same pictures differs (a mistyped flag starts afresh). Other runs are known by their `run.json`: no file
-        but this run's own is unpickled."""
-        last = folder / LAST
-        if last.is_file():
-            return last
-        nearest = ""
-        if others:
-            for other, record in other_runs(folder):
-                difference = first_difference(record, identity, optimizer)
-                if difference is not None and same_pictures(record, identity):
-                    what, here, there = difference
-                    nearest = f"; {other.name} paints the same pictures with {what} {there} ({here} here)"
-                    break
-        if rank_zero_only.rank == 0:
-            print(f"lit-nst: no checkpoint of this run in {folder} yet: starting fresh{nearest}", file=sys.stderr)
-        return None
-
-    def _keep_a_waiting_checkpoint(self, last: Path) -> None:
-        """A fresh start of a run that has a checkpoint would replace it at its first save: it is kept aside."""
-        if rank_zero_only.rank != 0 or self.trainer.node_rank != 0 or not last.is_file():
-            return
-        try:
-            step = read_checkpoint_record(last)["global_step"]
-        except UsageError:  # a broken one: nothing to go on from
-            return
-        previous = keep_aside(last)
-        print(
-            f"lit-nst: starting afresh; this run's checkpoint at step {step} is kept as {previous} "
-            "(--ckpt_path with that file goes on from it)",
-            file=sys.stderr,
+        clip_steps = data.schedule.total if data.clip is not None else None
+        found = checkpoint_to_resume(
+            config.get("ckpt_path"), data.run_folder, identity, optimizer, not chosen, max_steps, clip_steps, launcher
         )
-
-    def _max_steps(self, asked: int) -> int:
-        """The run's length: a coarse-to-fine schedule's sum of steps, else `DEFAULT_MAX_STEPS`; an explicit
-        --trainer.max_steps (Lightning's -1 means unset) stops earlier, and says so where it cuts a schedule."""
-        scheduled = self.datamodule.schedule.total
-        if asked < 0:
-            return scheduled or DEFAULT_MAX_STEPS
-        if scheduled and asked != scheduled:
-            what = "stops the schedule early" if asked < scheduled else "is beyond the schedule's end"
-            if rank_zero_only.rank == 0:
-                schedule = (
-                    "the clip (--data.steps, then --data.frame_steps a frame)"
-                    if self.datamodule.clip
-                    else f"the schedule --data.steps {self.datamodule.schedule.steps}"
-                )
-                print(
-                    f"lit-nst: --trainer.max_steps {asked} {what}: {schedule}"
-                    f" takes {scheduled} steps; the run stops at step {min(asked, scheduled)}"
-                    f"{' (resume with --ckpt_path last)' if asked < scheduled else ''}",
-                    file=sys.stderr,
-                )
-            return min(asked, scheduled)
-        return asked
+        config["ckpt_path"] = None if found is None else str(found)
 
     @staticmethod
     def _optimizer_name(config: Any) -> str:

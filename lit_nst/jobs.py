@@ -1,5 +1,7 @@
 """A job: one picture to paint, its content photo, its styles, blend and masks, and what a resume must share."""
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -7,6 +9,7 @@ from torch import Tensor
 
 from lit_nst.errors import UsageError
 from lit_nst.files import file_sha256
+from lit_nst.images import image_to_tensor, load_image, load_mask, resize_longer_side
 from lit_nst.objective.canvas import image_shape
 from lit_nst.objective.objective import StyleRegion
 
@@ -100,3 +103,80 @@ def normalised_blend(weights: list[float], styles: int) -> list[float]:
     if any(weight < 0 for weight in weights) or sum(weights) <= 0:
         raise UsageError(f"--data.style_blend must be non-negative with a positive sum, got {weights}")
     return [weight / sum(weights) for weight in weights]
+
+
+def paired(
+    contents: list[str], styles: list[str], pairs: str, style_blend: list[float] | None, style_masks: list | None
+) -> tuple[list[tuple[str, list[str]]], list[float]]:
+    """(each job's content and styles, the blend weights): every pair (`product`) or pairs in order (`zip`); with a
+    blend or masks, each content makes one job painted in all the styles."""
+    if not contents or not styles:
+        raise UsageError("give at least one --data.content and one --data.style image")
+    if style_masks is not None and len(style_masks) != len(styles):
+        raise UsageError(
+            f"--data.style_masks has {len(style_masks)} masks for {len(styles)} styles: give one per style "
+            "(null for a style that paints everywhere)"
+        )
+    if style_blend is not None or style_masks is not None:
+        if pairs == "zip":
+            raise UsageError(
+                "--data.pairs zip does not apply with --data.style_blend or --data.style_masks: each content then "
+                "makes one job painted in all the styles; drop --data.pairs, or the blend for one job per pair"
+            )
+        return [(content, styles) for content in contents], normalised_blend(
+            style_blend or [1.0] * len(styles), len(styles)
+        )
+    if pairs == "zip" and len(contents) != len(styles):
+        raise UsageError(f"--data.pairs zip needs as many contents as styles, got {len(contents)} and {len(styles)}")
+    pairing = itertools.product(contents, styles) if pairs == "product" else zip(contents, styles, strict=True)
+    return [(content, [style]) for content, style in pairing], [1.0]
+
+
+class JobMaker:
+    """Makes jobs at a size: loads the content, the styles (`style_scale` times as large) and the masks, in the
+    content's frame. `too_small(role)` names the flags that make a picture too small."""
+
+    def __init__(
+        self,
+        blend: list[float],
+        style_masks: list[Path | None],
+        content_mask: Path | None,
+        style_scale: float,
+        too_small: Callable[[str], str],
+    ) -> None:
+        self.blend = blend
+        self.style_masks = style_masks
+        self.content_mask = content_mask
+        self.style_scale = style_scale
+        self.too_small = too_small
+
+    def jobs_at(self, groups: list[tuple[str, list[str]]], size: int) -> list[StyleJob]:
+        """Each (content, styles) group's job at `size`, each file loaded once."""
+        contents = {c: self.load(c, "content", size) for c, _ in groups}
+        styles = {s: self.load(s, "style", self.style_size(size)) for _, group in groups for s in group}
+        return [
+            self.job(Path(c), [Path(s) for s in group], contents[c], [styles[s] for s in group]) for c, group in groups
+        ]
+
+    def job(self, content_path: Path, style_paths: list[Path], content: Tensor, styles: list[Tensor]) -> StyleJob:
+        shape = image_shape(content)
+        masks = [None if path is None else load_mask(path, "style mask", shape) for path in self.style_masks]
+        content_mask = None if self.content_mask is None else load_mask(self.content_mask, "content mask", shape)
+        return StyleJob(
+            content_path,
+            style_paths,
+            content,
+            styles,
+            self.blend,
+            list(self.style_masks),
+            masks,
+            self.content_mask,
+            content_mask,
+        )
+
+    def style_size(self, size: int) -> int:
+        return round(size * self.style_scale)
+
+    def load(self, path: str, role: str, size: int) -> Tensor:
+        image = load_image(path, role)
+        return image_to_tensor(resize_longer_side(image, size, f"{role} image {path}", self.too_small(role)))

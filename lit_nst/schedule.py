@@ -8,6 +8,7 @@ from lit_nst.errors import UsageError
 
 DEFAULT_SIZE = 512  # the output's longer side, in pixels, unless --data.size or a schedule says otherwise
 FIRST_FRAME_STEPS = 200  # a clip's cold start, without a coarse-to-fine schedule for it
+DEFAULT_MAX_STEPS = 500  # a single-scale run's length when --trainer.max_steps is not given
 
 
 class Schedule:
@@ -68,6 +69,26 @@ class Schedule:
     def total(self) -> int:
         """The schedule's steps in all; 0 for a single stage, whose length is the run's."""
         return sum(self.steps)
+
+    def run_length(self, asked: int) -> tuple[int, str | None]:
+        """The run's steps: the schedule's, else `DEFAULT_MAX_STEPS`; an explicit --trainer.max_steps `asked`
+        (Lightning's -1 means unset) stops earlier, with a line for the user where it cuts a schedule."""
+        if asked < 0:
+            return self.total or DEFAULT_MAX_STEPS, None
+        if not self.total or asked == self.total:
+            return asked, None
+        what = "stops the schedule early" if asked < self.total else "is beyond the schedule's end"
+        schedule = (
+            "the clip (--data.steps, then --data.frame_steps a frame)"
+            if self.frame_steps is not None
+            else f"the schedule --data.steps {self.steps}"
+        )
+        resume = " (resume with --ckpt_path last)" if asked < self.total else ""
+        note = (
+            f"--trainer.max_steps {asked} {what}: {schedule} takes {self.total} steps; the run stops at step "
+            f"{min(asked, self.total)}{resume}"
+        )
+        return min(asked, self.total), note
 
     def stage_at(self, step: int) -> int:
         """Which stage step `step` (0-based) belongs to."""

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from lit_nst.cli import StyleTransferCLI
+from lit_nst.clip_stages import ClipStages
 from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
 from lit_nst.images import image_to_tensor, load_image
@@ -444,8 +445,8 @@ def test_a_damaged_flow_cache_is_computed_again(tmp_path, clip):
 
 def test_a_clip_builds_each_stages_jobs_once_during_the_run(clip, monkeypatch):
     built = []
-    original = StyleImages._new_clip_jobs
-    monkeypatch.setattr(StyleImages, "_new_clip_jobs", lambda self, stage: built.append(stage) or original(self, stage))
+    original = ClipStages._new_jobs
+    monkeypatch.setattr(ClipStages, "_new_jobs", lambda self, stage: built.append(stage) or original(self, stage))
     images = StyleImages(str(clip), painting("starry_night"), size=48, scales=[32, 48], steps=[6, 6], frame_steps=4)
     stages = len(images.schedule.steps)
     # At construction: the last stage (the jobs' names) and the first (checked, and kept for step 0).

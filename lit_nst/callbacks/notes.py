@@ -8,6 +8,7 @@ from typing import ClassVar
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from lit_nst.callbacks.clip_output import ClipWriter
 from lit_nst.callbacks.output import ImageOutput
 
 
@@ -46,7 +47,7 @@ def clip_note(trainer: L.Trainer) -> str | None:
     first = sum(data.schedule.steps[: len(data.schedule.scales)])
     return (
         f"a clip of {plan.frames} frames{chunks}: the first in {first} steps, then {data.frame_steps} a frame from "
-        f"the last one warped along the optical flow; painted frames in {ImageOutput.frames_folder(trainer)}"
+        f"the last one warped along the optical flow; painted frames in {ClipWriter.frames_folder(trainer)}"
     )
 
 
