@@ -77,3 +77,13 @@ def metrics_table(rows: list[dict], jobs: int, device: torch.device) -> Tensor:
 def table_rows(table: Tensor) -> list[dict]:
     """A full table back into one row per job."""
     return [{"job": job, **dict(zip(METRICS, values, strict=True))} for job, values in enumerate(table.tolist())]
+
+
+def logged_metrics(table: Tensor, names: list[str]) -> dict[str, Tensor]:
+    """The table as logged: each measure's mean over the jobs, and with several jobs, each job's own."""
+    logged = {}
+    for column, key in enumerate(METRICS):
+        logged[f"metrics/{key}"] = table[:, column].mean()
+        for job, name in enumerate(names if len(names) > 1 else []):
+            logged[f"metrics/{key}/{name}"] = table[job, column]
+    return logged

@@ -1,6 +1,5 @@
 """The LightningModule: the target image is the only parameter; the objective is frozen around it."""
 
-import math
 import sys
 from collections.abc import Sequence
 
@@ -8,14 +7,13 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from lit_nst.errors import DivergedError, UsageError
-from lit_nst.jobs import StyleJob
-from lit_nst.metrics import METRICS, metrics_table, quality_metrics, table_rows
+from lit_nst.errors import UsageError
+from lit_nst.metrics import logged_metrics, metrics_table, quality_metrics, table_rows
 from lit_nst.objective.backbone import Arch, Pooling, VGGFeatures
 from lit_nst.objective.blocks import Share, check_tile_size
-from lit_nst.objective.canvas import crops, pad_stack, resized
-from lit_nst.objective.color import Color, content_as_seen
-from lit_nst.objective.initial import Init, initial_image, job_seed
+from lit_nst.objective.canvas import crops
+from lit_nst.objective.color import Color
+from lit_nst.objective.initial import Init
 from lit_nst.objective.objective import LossTerms, StyleObjective, normalised_layer_weights
 from lit_nst.objective.preprocessing import Preprocess, PreprocessingName
 from lit_nst.objective.tiling import BlockWalk
@@ -28,12 +26,11 @@ from lit_nst.optim import (
     settings_note,
     step_policy,
 )
-from lit_nst.photos import StagePhotos
 from lit_nst.planning import plan_run
-from lit_nst.ranks import any_rank
 from lit_nst.resume import CHECKPOINT_FORMAT, model_identity
+from lit_nst.staged_canvas import StagedCanvas
 from lit_nst.video.temporal import TemporalTerm
-from lit_nst.watch import RisingLoss
+from lit_nst.watch import RisingLoss, stop_if_diverged
 
 DEFAULT_CONTENT_LAYERS = ("relu3_2", "relu4_2")
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -99,13 +96,12 @@ class StyleTransfer(L.LightningModule):
         check_tile_size(tile_size, self.objective)
         self.block_walk: BlockWalk | None = None  # set in `on_fit_start` when the run is tiled
         self.temporal = TemporalTerm()  # active from a clip's second frame on
-        self.photos = StagePhotos(color)  # filled at each stage, on the device
+        self.canvas = StagedCanvas(color, init)  # the jobs and photos of each stage around the target
         self.rising_loss = RisingLoss()
         # The real image is created in `setup`, once the data module has loaded the content.
         self.target = nn.Parameter(torch.empty(0))
         self.clamp_every_step, self.optimizer_loss_scale = True, 1.0  # set for the optimiser in `on_fit_start`
         self.quality: list[dict] = []  # the last validation's metrics, one row per job (every job, on every rank)
-        self.stage = 0  # where in the schedule (lit_nst.schedule) the target is
 
     def forward(self, image: Tensor, job_ids: Tensor | None = None) -> LossTerms:
         return self.objective(image, job_ids)
@@ -122,18 +118,9 @@ class StyleTransfer(L.LightningModule):
             total = total + self.hparams.temporal_weight * losses["loss/temporal"]
         value = total.item()  # the step's one wait for the device
         self._warn(self.rising_loss.update(value, self.stage, self.global_step))
-        # Every rank stops together: one rank alone leaving would cut the others off mid-collective.
-        (stop,) = any_rank(self.trainer, not math.isfinite(value))
-        if stop:
-            value = value if not math.isfinite(value) else "non-finite on another process"
-            raise DivergedError(
-                f"the loss became {value} at step {self.global_step}: lower the learning rate "
-                "(--optimizer.lr) or the style weight (--model.style_weight); the last good checkpoint and "
-                "image were kept"
-            )
-        distributed = self.trainer.world_size > 1
+        stop_if_diverged(self.trainer, value, self.global_step)
+        sync = self.trainer.world_size > 1 and not self.shares_jobs
         logged = {**losses, "loss/total": total}
-        sync = distributed and not self.shares_jobs
         self.log_dict(logged, prog_bar=True, on_step=True, on_epoch=False, sync_dist=sync, reduce_fx="sum")
         # DDP averages gradients over ranks; a job lives on one rank, so undo the division by world size
         # (shared blocks leave the whole gradient on every rank already).
@@ -141,37 +128,27 @@ class StyleTransfer(L.LightningModule):
 
     def validation_step(self, job_ids: Tensor, batch_idx: int) -> None:
         """Quality of the current images: SSIM/PSNR against the content, style loss, total variation."""
-        contents = crops(self.photos.originals, self.image_shapes)
+        contents = crops(self.canvas.originals, self.canvas.shapes)
         job_ids = torch.arange(len(contents)) if self.shares_jobs else job_ids
         rows = quality_metrics(self.evaluate, self.result(), contents, job_ids)
-        table = metrics_table(rows, len(self.image_shapes), self.device)
+        table = metrics_table(rows, len(contents), self.device)
         if self.trainer.world_size > 1 and not self.shares_jobs:  # every job's row on every rank: each measured its own
             table = self.trainer.strategy.reduce(table, reduce_op="sum")
         self.quality = table_rows(table)
         names = [job.name for job in self.trainer.datamodule.jobs]
-        for column, key in enumerate(METRICS):
-            # The same on every rank already: no sync; batch_size 1, as a rank's batch size is its job count.
-            self.log(f"metrics/{key}", table[:, column].mean(), batch_size=1)
-            for job, name in enumerate(names if len(names) > 1 else []):
-                self.log(f"metrics/{key}/{name}", table[job, column], batch_size=1)
+        # The same on every rank already: no sync; batch_size 1, as a rank's batch size is its job count.
+        self.log_dict(logged_metrics(table, names), batch_size=1)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """L-BFGS (one history per job, one iteration per step), unless the CLI's `--optimizer` says otherwise."""
         return JobwiseLBFGS([self.target], lr=1.0, history_size=100)
 
     def setup(self, stage: str) -> None:
+        self.canvas.data = self.trainer.datamodule
         if self.target.numel() == 0:
-            jobs = self._jobs()
             # Filled in place, not replaced: LightningCLI builds `--optimizer` before `setup`, holding this
-            # very Parameter object. One canvas for all jobs, whatever their shapes (see lit_nst.objective.canvas).
-            seeds = [
-                job_seed(torch.initial_seed(), job.identity()) if self.hparams.init == "noise" else 0 for job in jobs
-            ]
-            seen = [content_as_seen(job.content, self.hparams.color) for job in jobs]
-            starts = [
-                initial_image(self.hparams.init, content, seed) for content, seed in zip(seen, seeds, strict=True)
-            ]
-            self.target.data = pad_stack(starts, self.canvas_shape)
+            # very Parameter object.
+            self.target.data = self.canvas.initial()
 
     def on_fit_start(self) -> None:
         optimizer = self.optimizers().optimizer
@@ -205,7 +182,7 @@ class StyleTransfer(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Its format was checked before the run (lit_nst.resume.read_checkpoint_record).
-        self.stage = checkpoint["lit_nst"]["stage"]
+        self.canvas.stage = checkpoint["lit_nst"]["stage"]
         self.temporal.load_state(checkpoint["lit_nst"]["temporal"])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -233,49 +210,30 @@ class StyleTransfer(L.LightningModule):
         return self.block_walk is not None and self.block_walk.shares_jobs
 
     @property
-    def canvas_shape(self) -> tuple[int, int]:
-        """(H, W) of the target canvas: the largest height and width of the jobs at the output size."""
-        shapes = [job.shape for job in self.trainer.datamodule.jobs]
-        return max(h for h, _ in shapes), max(w for _, w in shapes)
-
-    @property
-    def image_shapes(self) -> list[tuple[int, int]]:
-        """Each job's (h, w) corner of the target canvas at the current stage."""
-        return [job.shape for job in self._jobs()]
+    def stage(self) -> int:
+        """Where in the schedule (lit_nst.schedule) the target is."""
+        return self.canvas.stage
 
     def picture(self) -> Tensor:
-        """The canvas the network sees (lit_nst.photos)."""
-        return self.photos.picture(self.target)
+        """The canvas the network sees (lit_nst.staged_canvas)."""
+        return self.canvas.picture(self.target)
 
     def result(self) -> list[Tensor]:
         """Each job's image as it is written: (3, h, w) in [0, 1]."""
-        return self.photos.result(self.target, self.image_shapes)
-
-    def _jobs(self) -> list[StyleJob]:
-        return self.trainer.datamodule.jobs_at_stage(self.stage)
+        return self.canvas.result(self.target)
 
     def _prepare_stage(self) -> None:
         """Content and style targets of the current stage, on the device."""
-        working, regions = self.photos.prepare(self._jobs(), self.canvas_shape, self.device)
-        self.evaluate.set_targets(working, regions)
+        self.evaluate.set_targets(*self.canvas.prepare(self.device))
         optimizer = self.optimizers().optimizer
         if isinstance(optimizer, JobwiseLBFGS):
-            optimizer.set_job_shapes(self.image_shapes)
+            optimizer.set_job_shapes(self.canvas.shapes)
 
     def _move_to_stage(self, stage: int) -> None:
-        """Coarse to fine: the result so far, upsampled, starts the next scale with a fresh optimiser. A clip's
-        next frames start from the results warped along the optical flow (lit_nst.video.temporal)."""
-        data, old_shapes = self.trainer.datamodule, self.image_shapes
-        self.stage = stage
+        """The target moved on to the next stage (lit_nst.staged_canvas), with a fresh optimiser."""
         with torch.no_grad():
-            # The target as the loss sees it (clamped), moved on; clamped again, as bicubic overshoots at edges.
             # In place: the canvas keeps its size and storage (DDP's hooks and the optimiser hold it).
-            seen = self.target.clamp(0.0, 1.0)
-            if data.schedule.moves_frames(stage):
-                moved = self.temporal.next_frames(seen, self.picture(), old_shapes, data.flows_into(stage))
-            else:
-                moved = resized(seen, old_shapes, self.image_shapes)
-            self.target.copy_(moved.clamp(0.0, 1.0))
+            self.target.copy_(self.canvas.moved_to(stage, self.target, self.temporal))
         reset_optimizer_state(self.optimizers().optimizer)
         self._prepare_stage()
 

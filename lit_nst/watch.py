@@ -2,6 +2,23 @@
 
 import math
 
+import lightning as L
+
+from lit_nst.errors import DivergedError
+from lit_nst.ranks import any_rank
+
+
+def stop_if_diverged(trainer: L.Trainer, value: float, step: int) -> None:
+    """A DivergedError on every rank where the loss is not finite on any: one rank alone leaving would cut the others
+    off mid-collective."""
+    (stop,) = any_rank(trainer, not math.isfinite(value))
+    if stop:
+        value = value if not math.isfinite(value) else "non-finite on another process"
+        raise DivergedError(
+            f"the loss became {value} at step {step}: lower the learning rate (--optimizer.lr) or the style weight "
+            "(--model.style_weight); the last good checkpoint and image were kept"
+        )
+
 
 class RisingLoss:
     """Says once when, `PATIENCE` steps into a stage, the objective is still above where the stage began.

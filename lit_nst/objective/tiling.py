@@ -17,10 +17,11 @@ import torch
 from torch import Tensor, distributed
 from torch.autograd.function import once_differentiable
 
+from lit_nst.objective.backbone import VGGFeatures
 from lit_nst.objective.blocks import Block, Share, block_geometry, block_windows
 from lit_nst.objective.canvas import image_shape
 from lit_nst.objective.losses import gram_sum, mean_squared_error, total_variation
-from lit_nst.objective.objective import JobTargets, LossTerms, StyleObjective
+from lit_nst.objective.objective import JobTargets, LossTerms, StyleObjective, StyleRegion
 
 
 class BlockWalk:
@@ -80,18 +81,17 @@ class BlockWalk:
         objective, image = self.objective, image.detach()
         # Pass 1, no gradients: the content term and every region's Grams, summed over the blocks.
         content = image.new_zeros(1, dtype=torch.float32)
-        sums = [{name: self._zeros_gram(name, image) for name in objective.style_layers} for _ in targets.regions]
+        backbone, shape = objective.backbone, image_shape(image)
+        sums = [{name: zeros_gram(backbone, name, image) for name in objective.style_layers} for _ in targets.regions]
         with torch.no_grad():
             for block in blocks:
                 features = objective.features(block.read(image))
-                content += self._content_sum(features, targets, block)
+                content += content_sum(objective, features, targets, block)
                 for region, region_sums in zip(targets.regions, sums, strict=True):
                     for name in objective.style_layers:
-                        region_sums[name] += gram_sum(self._owned(features, name, block, region.weights))
+                        region_sums[name] += gram_sum(owned(objective, features, name, block, region.weights))
         content, sums = self._summed_over_ranks(content, sums)
-        grams = [
-            {name: total / self._positions(name, image) for name, total in region_sums.items()} for region_sums in sums
-        ]
+        grams = [{name: total / positions(backbone, name, shape) for name, total in held.items()} for held in sums]
         style = sum(
             weight * mean_squared_error(region_grams[name], region.grams[name])
             for region, region_grams in zip(targets.regions, grams, strict=True)
@@ -100,26 +100,20 @@ class BlockWalk:
         if not wants_gradient:
             return content, style, None
         # Pass 2: each block backpropagates, from the positions it owns, d(total)/dG applied to its own F Fᵀ.
-        # d/dG of style_weight · w · mean((G − T)²) is style_weight · w · 2 (G − T) / C².
-        # The pull on a block's F Fᵀ sums (not averages) over positions, so the Gram's 1/N moves into it too.
-        pulls = []
-        for region, region_grams in zip(targets.regions, grams, strict=True):
-            pull = {}
-            for name, weight in objective.style_layers.items():
-                gram, target = region_grams[name], region.grams[name]
-                difference = objective.style_weight * weight * 2.0 * (gram - target)
-                pull[name] = difference / (gram.shape[-1] ** 2 * self._positions(name, image))
-            pulls.append(pull)
+        pulls = [
+            gram_pulls(objective, region, region_grams, shape)
+            for region, region_grams in zip(targets.regions, grams, strict=True)
+        ]
         gradients = torch.zeros_like(image)
         for block in blocks:
             window = block.read(image).detach().requires_grad_()
             with torch.enable_grad():
                 features = objective.features(window)
-                surrogate = objective.content_weight * self._content_sum(features, targets, block)
+                surrogate = objective.content_weight * content_sum(objective, features, targets, block)
                 for region, region_pulls in zip(targets.regions, pulls, strict=True):
                     for name, pull in region_pulls.items():
-                        owned = gram_sum(self._owned(features, name, block, region.weights))
-                        surrogate = surrogate + (pull * owned).sum()
+                        block_gram = gram_sum(owned(objective, features, name, block, region.weights))
+                        surrogate = surrogate + (pull * block_gram).sum()
                 (gradient,) = torch.autograd.grad(surrogate.sum(), window)
             block.read(gradients).add_(gradient)
         if self.shares_jobs:
@@ -128,44 +122,14 @@ class BlockWalk:
             distributed.all_reduce(gradients)
         return content, style, gradients
 
-    def _content_sum(self, features: dict[str, Tensor], targets: JobTargets, block: Block) -> Tensor:
-        """Σ_l w_l · Σ_owned (F_l − T_l)² / (C·h_l·w_l): the block's share of the content term, (1,)."""
-        total = 0.0
-        for name, weight in self.objective.content_layers.items():
-            local, picture = block.owned(self.objective.backbone.strides[name])
-            target = targets.content[name]
-            difference = features[name][..., local[0], local[1]].float() - target[..., picture[0], picture[1]]
-            total = total + weight * difference.square().sum(dim=(1, 2, 3)) / target[0].numel()
-        return total
-
-    def _owned(self, features: dict[str, Tensor], name: str, block: Block, weights: dict | None) -> Tensor:
-        local, picture = block.owned(self.objective.backbone.strides[name])
-        owned = features[name][..., local[0], local[1]]
-        return owned if weights is None else owned * weights[name][..., picture[0], picture[1]]
-
-    def _positions(self, name: str, image: Tensor) -> int:
-        """C·h_l·w_l of layer `name` over the whole picture: a Gram's normaliser."""
-        stride = self.objective.backbone.strides[name]
-        height, width = image_shape(image)
-        return self.objective.backbone.channels[name] * (height // stride) * (width // stride)
-
-    def _zeros_gram(self, name: str, image: Tensor) -> Tensor:
-        channels = self.objective.backbone.channels[name]
-        return image.new_zeros(1, channels, channels, dtype=torch.float32)
-
     def _summed_over_ranks(self, content: Tensor, sums: list[dict[str, Tensor]]) -> tuple[Tensor, list[dict]]:
         if not self.shares_jobs:
             return content, sums
-        # One collective for all of them: the content term and every Gram, flattened together.
-        pieces = [content, *(gram for region_sums in sums for gram in region_sums.values())]
-        flat = torch.cat([piece.flatten() for piece in pieces])
-        distributed.all_reduce(flat)
-        content, offset = flat[:1], 1
-        for region_sums in sums:
-            for name, gram in region_sums.items():
-                region_sums[name] = flat[offset : offset + gram.numel()].view_as(gram)
-                offset += gram.numel()
-        return content, sums
+        content, *grams = all_reduce_together(
+            [content, *(gram for region_sums in sums for gram in region_sums.values())]
+        )
+        summed = iter(grams)
+        return content, [{name: next(summed) for name in region_sums} for region_sums in sums]
 
     @torch.no_grad()
     def content_maps(self, image: Tensor) -> dict[str, Tensor]:
@@ -195,13 +159,14 @@ class BlockWalk:
         blocks = self.blocks(image_shape(image))
         if len(blocks) == 1:
             return self.objective.grams(image)
-        sums = {name: self._zeros_gram(name, image) for name in self.objective.style_layers}
+        backbone = self.objective.backbone
+        sums = {name: zeros_gram(backbone, name, image) for name in self.objective.style_layers}
         for block in self._mine(blocks):
             features = self.objective.features(block.read(image))
             for name in sums:
-                sums[name] += gram_sum(self._owned(features, name, block, None))
+                sums[name] += gram_sum(owned(self.objective, features, name, block, None))
         _, (sums,) = self._summed_over_ranks(image.new_zeros(1), [sums])
-        return {name: total / self._positions(name, image) for name, total in sums.items()}
+        return {name: total / positions(backbone, name, image_shape(image)) for name, total in sums.items()}
 
     def set_targets(self, contents: list[Tensor], styles: list) -> None:
         self.objective.set_targets(contents, styles, self.content_maps, self.grams)
@@ -220,3 +185,59 @@ class _WithGradient(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:
         (gradient,) = ctx.saved_tensors
         return grad_output.reshape(-1, 1, 1, 1) * gradient, None, None
+
+
+def positions(backbone: VGGFeatures, name: str, shape: tuple[int, int]) -> int:
+    """C·h_l·w_l of layer `name` over a picture of `shape`: a Gram's normaliser."""
+    stride = backbone.strides[name]
+    return backbone.channels[name] * (shape[0] // stride) * (shape[1] // stride)
+
+
+def zeros_gram(backbone: VGGFeatures, name: str, like: Tensor) -> Tensor:
+    channels = backbone.channels[name]
+    return like.new_zeros(1, channels, channels, dtype=torch.float32)
+
+
+def gram_pulls(
+    objective: StyleObjective, region: StyleRegion, grams: dict[str, Tensor], shape: tuple[int, int]
+) -> dict[str, Tensor]:
+    """d(total)/d(F Fᵀ) for each style layer of a region, its global Grams known: what each block's owned F Fᵀ is
+    pulled by. d/dG of style_weight · w · mean((G − T)²) is style_weight · w · 2 (G − T) / C²; the pull on a
+    block's F Fᵀ sums (not averages) over positions, so the Gram's 1/N moves into it too."""
+    pulls = {}
+    for name, weight in objective.style_layers.items():
+        gram, target = grams[name], region.grams[name]
+        difference = objective.style_weight * weight * 2.0 * (gram - target)
+        pulls[name] = difference / (gram.shape[-1] ** 2 * positions(objective.backbone, name, shape))
+    return pulls
+
+
+def all_reduce_together(pieces: list[Tensor]) -> list[Tensor]:
+    """Each piece summed over the ranks, in one collective: flattened together, then viewed apart."""
+    flat = torch.cat([piece.flatten() for piece in pieces])
+    distributed.all_reduce(flat)
+    summed, offset = [], 0
+    for piece in pieces:
+        summed.append(flat[offset : offset + piece.numel()].view_as(piece))
+        offset += piece.numel()
+    return summed
+
+
+def content_sum(objective: StyleObjective, features: dict[str, Tensor], targets: JobTargets, block: Block) -> Tensor:
+    """Σ_l w_l · Σ_owned (F_l − T_l)² / (C·h_l·w_l): the block's share of the content term, (1,)."""
+    total = 0.0
+    for name, weight in objective.content_layers.items():
+        local, picture = block.owned(objective.backbone.strides[name])
+        target = targets.content[name]
+        difference = features[name][..., local[0], local[1]].float() - target[..., picture[0], picture[1]]
+        total = total + weight * difference.square().sum(dim=(1, 2, 3)) / target[0].numel()
+    return total
+
+
+def owned(
+    objective: StyleObjective, features: dict[str, Tensor], name: str, block: Block, weights: dict | None
+) -> Tensor:
+    """Layer `name`'s features at the positions `block` owns, weighted by a region's `weights` if it has them."""
+    local, picture = block.owned(objective.backbone.strides[name])
+    owned = features[name][..., local[0], local[1]]
+    return owned if weights is None else owned * weights[name][..., picture[0], picture[1]]
