@@ -33,7 +33,7 @@ lint: ## ruff check and format check
 	$(BIN)/ruff format --check .
 
 # fast.yaml's scales with fewer steps, most of them small: a 512-px step costs 20 128-px ones (BENCHMARKS.md, Demo)
-demo: ## stylize the bundled astronaut photo with Starry Night into outputs/ (~2 min on 2 CPU cores)
+demo: ## stylize the bundled astronaut photo with Starry Night into outputs/ (its time: BENCHMARKS.md, Demo)
 	$(BIN)/lit-nst fit --config configs/fast.yaml --data.steps '[60,40,12]' \
 		--data.content assets/astronaut.jpg --data.style assets/starry_night.jpg \
 		--output.path outputs/astronaut__starry_night.png --output.panel true

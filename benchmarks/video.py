@@ -4,7 +4,7 @@
     python benchmarks/video.py --frames 64 --size 256 --runs 1e9:20 --no-independent   # the time of a long clip
 
 Without `--clip` the clip is a camera move (pan and zoom) over the bundled chelsea photo, made by
-lit_nst.video.files.camera_move. "independent" paints every frame on its own (each frame a job of its own, from its
+benchmarks/camera.py. "independent" paints every frame on its own (each frame a job of its own, from its
 photo, as a still, `--first-steps` steps); "temporal w, n" is `lit-nst fit` on the clip with
 `--model.temporal_weight w` and `--data.frame_steps n`: each frame after the first starts from the previous
 result warped along the flow (weight 0 keeps that warm start and drops the term). Flicker is the warping
@@ -27,10 +27,11 @@ from fractions import Fraction
 from pathlib import Path
 
 from bench import machine, write_section  # benchmarks/bench.py, beside this script
+from camera import CAMERA_WINDOW, camera_move  # benchmarks/camera.py, beside this script
 
 from lit_nst.images import image_to_tensor, labelled_panel, load_image, resize_longer_side
 from lit_nst.module import StyleTransfer
-from lit_nst.video.files import CAMERA_WINDOW, camera_move, read_frames, write_clip
+from lit_nst.video.files import read_frames, write_clip
 from lit_nst.video.flow import frame_flows, warping_error
 
 REPO = Path(__file__).resolve().parents[1]

@@ -46,8 +46,7 @@ def default_precision(accelerator: object, strategy: object = "auto") -> tuple[s
 def cpu_precision(flags: set[str]) -> tuple[str, str]:
     """The CPU's default: bf16-mixed only with native bfloat16 arithmetic.
 
-    Without it oneDNN emulates bfloat16: on a 2-core AMD EPYC with AVX2 alone a 64-px bf16-mixed step took
-    38x the float32 step (benchmarks/precision.py, BENCHMARKS.md).
+    Without it oneDNN emulates bfloat16, many times slower than float32 (BENCHMARKS.md, "Precision").
     """
     native = sorted(flag for flag in NATIVE_BF16_CPU_FLAGS if flag in flags)
     if native and torch.backends.mkldnn.is_available():

@@ -11,13 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
+from benchmarks.camera import camera_move
 from lit_nst.cli import StyleTransferCLI
 from lit_nst.clip_stages import ClipStages
 from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
 from lit_nst.images import image_to_tensor, load_image
 from lit_nst.video.clips import ChunkPlan
-from lit_nst.video.files import camera_move, is_clip, read_frames, write_clip
+from lit_nst.video.files import is_clip, read_frames, write_clip
 from lit_nst.video.flow import frame_flows, optical_flow, reliable, warp, warping_error
 
 from .helpers import bundled, ddp, fit, painting, photo, run_checkpoint, run_lit_nst, run_main
