@@ -68,14 +68,20 @@ class StyleJob:
 
     def identity(self) -> dict[str, object]:
         """The files' contents, not their names: a resume must paint the same pictures."""
-        return {
+        identity = {
             "content": file_sha256(self.content_path),
             "styles": [file_sha256(path) for path in self.style_paths],
             "blend": self.blend,
-            "style_masks": [None if path is None else file_sha256(path) for path in self.style_mask_paths],
-            "content_mask": None if self.content_mask_path is None else file_sha256(self.content_mask_path),
-            "chunk": self.chunk,
         }
+        # Only when set: the identity seeds --model.init noise (objective/initial.py) and names the run's folder
+        # (lit_nst.runs), so a run without masks or chunks keeps the noise and the folder it has always had.
+        if any(path is not None for path in self.style_mask_paths):
+            identity["style_masks"] = [None if path is None else file_sha256(path) for path in self.style_mask_paths]
+        if self.content_mask_path is not None:
+            identity["content_mask"] = file_sha256(self.content_mask_path)
+        if self.chunk is not None:
+            identity["chunk"] = self.chunk
+        return identity
 
 
 def check_names_unique(jobs: list[StyleJob]) -> None:
