@@ -137,7 +137,14 @@ class StyleTransferCLI(LightningCLI):
             raise UsageError("--ckpt_path needs checkpoints: drop --trainer.enable_checkpointing false")
         clip_steps = data.schedule.total if data.clip is not None else None
         found = checkpoint_to_resume(
-            config.get("ckpt_path"), data.run_folder, identity, optimizer, not chosen, max_steps, clip_steps, launcher
+            config.get("ckpt_path"),
+            folder=data.run_folder,
+            identity=identity,
+            optimizer=optimizer,
+            others=not chosen,
+            max_steps=max_steps,
+            clip_steps=clip_steps,
+            launcher=launcher,
         )
         config["ckpt_path"] = None if found is None else str(found)
 

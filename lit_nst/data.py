@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lit_nst.clip_stages import ClipStages, clip_of
 from lit_nst.errors import UsageError
-from lit_nst.jobs import JobMaker, StyleJob, check_names_unique, paired
+from lit_nst.jobs import JobMaker, StyleJob, check_names_unique, normalised_blend, paired
 from lit_nst.runs import folder_of
 from lit_nst.schedule import Schedule
 from lit_nst.video.clips import clip_folder
@@ -32,7 +32,10 @@ class RepeatedJobs(Dataset):
 
 
 class StyleImages(L.LightningDataModule):
-    """The jobs at each stage of the schedule (lit_nst.schedule), and each rank's share of them."""
+    """Loads the content and style images, pairs them into jobs, and holds the stages they go through.
+
+    The jobs at each stage of the schedule (lit_nst.schedule), and each rank's share of them.
+    """
 
     def __init__(
         self,
@@ -83,13 +86,14 @@ class StyleImages(L.LightningDataModule):
             raise UsageError(f"--data.style_scale must be positive, got {style_scale}")
         contents = [content] if isinstance(content, str) else list(content)
         styles = [style] if isinstance(style, str) else list(style)
-        self.groups, blend = paired(contents, styles, pairs, style_blend, style_masks)
+        one_job_per_content = style_blend is not None or style_masks is not None
+        self.groups = paired(contents, styles, pairs, one_job_per_content, style_masks)
         self.size = self.schedule.scales[-1]
         self.style_scale = style_scale
         self.run_folder: Path | None = None  # where the run keeps its checkpoints and a clip's work (lit_nst.runs)
-        one_job_per_content = style_blend is not None or style_masks is not None
         clip_settings = {"frame_steps": frame_steps, "chunks": chunks, "overlap": overlap}
         self.clip = clip_of(contents, styles, one_job_per_content, self.size, clip_settings, self._too_small("content"))
+        blend = normalised_blend(style_blend or [1.0] * len(styles), len(styles)) if one_job_per_content else [1.0]
         self.frame_steps = 20 if frame_steps is None else frame_steps
         masks = [None if mask in (None, "") else Path(mask) for mask in style_masks or []]
         kept = None if content_mask in (None, "") else Path(content_mask)

@@ -107,10 +107,10 @@ def normalised_blend(weights: list[float], styles: int) -> list[float]:
 
 
 def paired(
-    contents: list[str], styles: list[str], pairs: str, style_blend: list[float] | None, style_masks: list | None
-) -> tuple[list[tuple[str, list[str]]], list[float]]:
-    """(each job's content and styles, the blend weights): every pair (`product`) or pairs in order (`zip`); with a
-    blend or masks, each content makes one job painted in all the styles."""
+    contents: list[str], styles: list[str], pairs: str, one_job_per_content: bool, style_masks: list | None
+) -> list[tuple[str, list[str]]]:
+    """Each job's content and styles: every pair (`product`) or pairs in order (`zip`); `one_job_per_content` (a
+    blend or masks), each content in all the styles."""
     if not contents or not styles:
         raise UsageError("give at least one --data.content and one --data.style image")
     if style_masks is not None and len(style_masks) != len(styles):
@@ -118,19 +118,17 @@ def paired(
             f"--data.style_masks has {len(style_masks)} masks for {len(styles)} styles: give one per style "
             "(null for a style that paints everywhere)"
         )
-    if style_blend is not None or style_masks is not None:
+    if one_job_per_content:
         if pairs == "zip":
             raise UsageError(
                 "--data.pairs zip does not apply with --data.style_blend or --data.style_masks: each content then "
                 "makes one job painted in all the styles; drop --data.pairs, or the blend for one job per pair"
             )
-        return [(content, styles) for content in contents], normalised_blend(
-            style_blend or [1.0] * len(styles), len(styles)
-        )
+        return [(content, styles) for content in contents]
     if pairs == "zip" and len(contents) != len(styles):
         raise UsageError(f"--data.pairs zip needs as many contents as styles, got {len(contents)} and {len(styles)}")
     pairing = itertools.product(contents, styles) if pairs == "product" else zip(contents, styles, strict=True)
-    return [(content, [style]) for content, style in pairing], [1.0]
+    return [(content, [style]) for content, style in pairing]
 
 
 class JobMaker:

@@ -117,7 +117,7 @@ class StyleTransfer(L.LightningModule):
             losses["loss/temporal"] = self.temporal(picture, own).sum()
             total = total + self.hparams.temporal_weight * losses["loss/temporal"]
         value = total.item()  # the step's one wait for the device
-        self._warn(self.rising_loss.update(value, self.stage, self.global_step))
+        self._say(self.rising_loss.update(value, self.stage, self.global_step))
         stop_if_diverged(self.trainer, value, self.global_step)
         sync = self.trainer.world_size > 1 and not self.shares_jobs
         logged = {**losses, "loss/total": total}
@@ -128,7 +128,7 @@ class StyleTransfer(L.LightningModule):
 
     def validation_step(self, job_ids: Tensor, batch_idx: int) -> None:
         """Quality of the current images: SSIM/PSNR against the content, style loss, total variation."""
-        contents = crops(self.canvas.originals, self.canvas.shapes)
+        contents = crops(self.canvas.original_contents, self.canvas.shapes)
         job_ids = torch.arange(len(contents)) if self.shares_jobs else job_ids
         rows = quality_metrics(self.evaluate, self.result(), contents, job_ids)
         table = metrics_table(rows, len(contents), self.device)
@@ -165,7 +165,7 @@ class StyleTransfer(L.LightningModule):
             self.objective.backbone = torch.compile(self.objective.backbone)
 
     def on_train_start(self) -> None:
-        self._warn(settings_note(apply_settings(self.optimizers().optimizer, self.optimizer_settings)), "")
+        self._say(settings_note(apply_settings(self.optimizers().optimizer, self.optimizer_settings)), "")
 
     def on_train_batch_start(self, batch: Tensor, batch_idx: int) -> None:
         stage = self.trainer.datamodule.schedule.stage_at(self.global_step)
@@ -178,7 +178,7 @@ class StyleTransfer(L.LightningModule):
                 self.target.clamp_(0.0, 1.0)
 
     def on_train_end(self) -> None:
-        self._warn(self.rising_loss.at_end())
+        self._say(self.rising_loss.at_end())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Its format was checked before the run (lit_nst.resume.read_checkpoint_record).
@@ -237,6 +237,7 @@ class StyleTransfer(L.LightningModule):
         reset_optimizer_state(self.optimizers().optimizer)
         self._prepare_stage()
 
-    def _warn(self, message: str | None, kind: str = "warning: ") -> None:
+    def _say(self, message: str | None, prefix: str = "warning: ") -> None:
+        """A line on stderr, from rank 0, where there is something to say."""
         if message is not None and self.trainer.is_global_zero:
-            print(f"lit-nst: {kind}{message}", file=sys.stderr)
+            print(f"lit-nst: {prefix}{message}", file=sys.stderr)

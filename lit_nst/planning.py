@@ -124,8 +124,8 @@ def plan_run(
     trainer: L.Trainer, objective: StyleObjective, optimizer: torch.optim.Optimizer, requested: int | str
 ) -> MemoryPlan:
     """This rank's block size (0: whole pictures) and peak bytes at the output size, the same block size on every
-    rank; a UsageError on every
-    rank where any cannot fit, before any work on the device, so that a run is refused rather than killed halfway."""
+    rank; a UsageError on every rank where any cannot fit, before any work on the device, so that a run is refused
+    rather than killed halfway."""
     data, device = trainer.datamodule, trainer.lightning_module.device
     shapes = [job.shape for job in data.jobs]
     precision = str(trainer.precision)
@@ -134,16 +134,28 @@ def plan_run(
         objective, shapes, rank_jobs, trainer.world_size, optimizer, trainer.max_steps, precision, device
     )
     # DDP processes on a CPU share the machine's memory; on GPUs each has its own device.
-    processes = trainer.num_devices if device.type == "cpu" else 1
-    history = optimizer.defaults.get("history_size")
-    settings = (objective, shapes, trainer.world_size, estimate, processes, free_bytes(device), data.size, history)
-    plan = plan_memory(requested, *settings)
+    processes, free = (trainer.num_devices if device.type == "cpu" else 1), free_bytes(device)
+
+    def plan(tile_size: int | str) -> MemoryPlan:
+        return plan_memory(
+            tile_size,
+            objective=objective,
+            shapes=shapes,
+            world=trainer.world_size,
+            estimate=estimate,
+            processes=processes,
+            free=free,
+            size=data.size,
+            history=optimizer.defaults.get("history_size"),
+        )
+
+    chosen = plan(requested)
     if trainer.world_size > 1:  # each rank read its own free memory: all walk rank 0's blocks, each checks them
-        plan = plan_memory(trainer.strategy.broadcast(plan.tile_size), *settings)
-    if plan.tile_size and precision == "16-mixed":
+        chosen = plan(trainer.strategy.broadcast(chosen.tile_size))
+    if chosen.tile_size and precision == "16-mixed":
         raise UsageError("16-mixed's gradient scaler cannot reach inside the blocks: use bf16-mixed or 32-true")
-    (refused,) = any_rank(trainer, plan.refusal is not None)  # a rank left alone would wait forever
+    (refused,) = any_rank(trainer, chosen.refusal is not None)  # a rank left alone would wait forever
     if refused:
         other = "another process's device cannot hold its share of this run: use fewer jobs per device"
-        raise UsageError(plan.refusal or other)
-    return plan
+        raise UsageError(chosen.refusal or other)
+    return chosen

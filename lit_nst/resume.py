@@ -99,7 +99,7 @@ JOB_FIELDS = {
 
 
 def _jobs_difference(before: list[dict], now: list[dict]) -> tuple[str, object, object]:
-    """(what differs, its value here, there) between two lists of job identities (lit_nst.data.StyleJob)."""
+    """(what differs, its value here, there) between two lists of job identities (lit_nst.jobs.StyleJob)."""
     if len(before) != len(now):
         return "the jobs (--data.content, --data.style, --data.pairs)", f"{len(now)} jobs", f"{len(before)} jobs"
     if sorted(map(repr, before)) == sorted(map(repr, now)):

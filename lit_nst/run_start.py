@@ -13,6 +13,7 @@ from lit_nst.runs import LAST, keep_aside, other_runs
 
 def checkpoint_to_resume(
     asked: str | None,
+    *,
     folder: Path,
     identity: dict[str, object],
     optimizer: str,
@@ -71,12 +72,15 @@ def keep_a_waiting_checkpoint(last: Path) -> None:
     if not last.is_file():
         return
     try:
-        step = read_checkpoint_record(last)["global_step"]
-    except UsageError:  # a broken one, or of another format: nothing to go on from
+        held = f"at step {read_checkpoint_record(last)['global_step']}"
+    except UsageError as refusal:  # broken, or of another lit-nst's format: kept all the same, nothing is lost
+        held = "that this lit-nst cannot resume" + (" (another format)" if "format" in str(refusal) else "")
+        previous = keep_aside(last)
+        print(f"lit-nst: starting afresh; this run's checkpoint {held} is kept as {previous}", file=sys.stderr)
         return
     previous = keep_aside(last)
     print(
-        f"lit-nst: starting afresh; this run's checkpoint at step {step} is kept as {previous} "
+        f"lit-nst: starting afresh; this run's checkpoint {held} is kept as {previous} "
         "(--ckpt_path with that file goes on from it)",
         file=sys.stderr,
     )

@@ -99,7 +99,8 @@ class Schedule:
         return self.scales[min(stage, len(self.scales) - 1)]
 
     def frame_stage(self, stage: int) -> int:
-        """Of a clip, the frame a stage paints (0: the first frame's last scale); negative at its coarser scales."""
+        """Of a clip, the step of its frame sweep that a stage is (the `stage` of lit_nst.video.clips.ChunkPlan): 0 at
+        the first frame's last scale, then one a frame; negative at the first frame's coarser scales."""
         return stage - len(self.scales) + 1
 
     def moves_frames(self, stage: int) -> bool:

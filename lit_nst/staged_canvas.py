@@ -15,8 +15,9 @@ from lit_nst.video.temporal import TemporalTerm
 
 
 class StagedCanvas(nn.Module):
-    """One canvas for all jobs, whatever their shapes (lit_nst.objective.canvas), at the stage `stage` of the data's
-    schedule. Its photos are buffers that are not saved: a resume rebuilds them from the images."""
+    """What is built around the canvas, the module's target: one canvas for all jobs, whatever their shapes
+    (lit_nst.objective.canvas), at the stage `stage` of the data's schedule. Its photos are buffers that are not
+    saved: a resume rebuilds them from the images."""
 
     def __init__(self, color: Color, init: Init) -> None:
         super().__init__()
@@ -25,7 +26,7 @@ class StagedCanvas(nn.Module):
         self.stage = 0  # where in the schedule (lit_nst.schedule) the target is
         self.data = None  # the data module (lit_nst.data.StyleImages), once the run is set up
         # The originals, for metrics and luminance mode; with a content mask, the mask and the working photos kept.
-        for name in ("originals", "content_masks", "kept"):
+        for name in ("original_contents", "content_masks", "kept_contents"):
             self.register_buffer(name, None, persistent=False)
 
     @property
@@ -38,7 +39,7 @@ class StagedCanvas(nn.Module):
         return [job.shape for job in self.jobs]
 
     @property
-    def size(self) -> tuple[int, int]:
+    def shape(self) -> tuple[int, int]:
         """(H, W) of the canvas: the largest height and width of the jobs at the output size."""
         shapes = [job.shape for job in self.data.jobs]
         return max(h for h, _ in shapes), max(w for _, w in shapes)
@@ -49,17 +50,17 @@ class StagedCanvas(nn.Module):
         seeds = [job_seed(torch.initial_seed(), job.identity()) if self.init == "noise" else 0 for job in jobs]
         seen = [content_as_seen(job.content, self.color) for job in jobs]
         return pad_stack(
-            [initial_image(self.init, content, seed) for content, seed in zip(seen, seeds, strict=True)], self.size
+            [initial_image(self.init, content, seed) for content, seed in zip(seen, seeds, strict=True)], self.shape
         )
 
     def prepare(self, device: torch.device) -> tuple[list[Tensor], list[list[StyleRegion]]]:
         """Hold the stage's photos; returns each job's working content and its style regions, as the loss sees them."""
-        jobs, canvas = self.jobs, self.size
+        jobs, canvas = self.jobs, self.shape
         working = [content_as_seen(job.content, self.color).to(device) for job in jobs]
-        self.originals = pad_stack([job.content for job in jobs], canvas).to(device)
+        self.original_contents = pad_stack([job.content for job in jobs], canvas).to(device)
         masked = jobs[0].content_mask is not None
         self.content_masks = pad_stack([job.content_mask for job in jobs], canvas).to(device) if masked else None
-        self.kept = pad_stack(working, canvas) if masked else None
+        self.kept_contents = pad_stack(working, canvas) if masked else None
         regions = []
         for job in jobs:
             content = job.content.to(device)
@@ -85,11 +86,11 @@ class StagedCanvas(nn.Module):
         target = clamp_for_loss(target)
         if self.content_masks is None:
             return target
-        return self.kept + self.content_masks * (target - self.kept)
+        return self.kept_contents + self.content_masks * (target - self.kept_contents)
 
     def result(self, target: Tensor) -> list[Tensor]:
         """Each job's image as it is written: (3, h, w) in [0, 1]."""
         image = self.picture(target).detach()
         if self.color == "luminance":
-            image = with_chroma(image, self.originals)
+            image = with_chroma(image, self.original_contents)
         return crops(image.clamp(0.0, 1.0), self.shapes)

@@ -141,7 +141,7 @@ def test_a_larger_style_scale_paints_coarser_strokes(tmp_path):
             tmp_path / f"{scale}.png",
         )
         # What the style added to the photo: coarse strokes stay correlated over a longer distance.
-        strokes = cli.model.result()[0] - cli.model.canvas.originals[0]
+        strokes = cli.model.result()[0] - cli.model.canvas.original_contents[0]
         correlations[scale] = autocorrelation(strokes, lag=8)
     print(f"autocorrelation of the strokes at 8 px: {correlations}")
     assert correlations["2.0"] > correlations["0.5"] + 0.03

@@ -7,6 +7,7 @@ from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
 from lit_nst.images import image_to_tensor, load_image
 from lit_nst.module import StyleTransfer
+from lit_nst.objective.initial import job_seed
 
 from .helpers import REPO, ddp, fit, painting, photo, run_checkpoint, run_lit_nst, run_main
 
@@ -331,3 +332,10 @@ def test_a_noise_start_is_the_jobs_own_whatever_its_company(tmp_path):
     assert torch.equal(alone, among)
     content = image_to_tensor(load_image(photo("chelsea"), "content").resize(alone.shape[:0:-1]))
     assert (alone - content).abs().mean() > 0.15  # noise, not the photo
+
+
+def test_a_jobs_noise_seed_stays_what_it_was():
+    """A job's identity seeds its noise (and names its run's folder): a change to it paints another picture from the
+    same --seed_everything. The literal is the seed lit-nst has drawn for this job since noise was seeded per job."""
+    images = StyleImages(photo("chelsea"), painting("the_scream"), size=32)
+    assert job_seed(0, images.jobs[0].identity()) == 146570175547699684

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import lightning as L
 
+from lit_nst.callbacks.writer import Writer
 from lit_nst.errors import UsageError
 from lit_nst.images import check_writable, save_image
 from lit_nst.runs import folder_of
@@ -20,7 +21,7 @@ from lit_nst.video.files import (
 )
 
 
-class ClipWriter:
+class ClipWriter(Writer):
     """A clip: a video file at `path` (`stylized.mp4` in the log directory by default), or its frames in `dir`, at
     `fps` (by default the source's)."""
 
@@ -59,9 +60,6 @@ class ClipWriter:
         # Before the module moves its chunks on to their next frames (its own hook runs after this one).
         if trainer.datamodule.schedule.stage_at(trainer.global_step) != pl_module.stage:
             self.write_frames(trainer, pl_module)
-
-    def after_step(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pass
 
     def write_frames(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Each chunk's picture of the frame it paints now, once the first frame's coarse scales are behind."""

@@ -4,11 +4,11 @@ import signal
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lit_nst.interrupts import Interrupts
+from lit_nst.ranks import any_rank
 
 
 class GracefulInterrupt(Callback):
@@ -38,10 +38,8 @@ class GracefulInterrupt(Callback):
         Interrupts.in_run = Interrupts.in_run or signum == signal.SIGINT
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, index: int) -> None:
-        interrupt, terminate = (signum in self.received for signum in self.SIGNALS)
-        if trainer.world_size > 1:  # one small all-reduce a step; a single process needs no tensor at all
-            received = torch.tensor([interrupt, terminate], dtype=torch.int32, device=pl_module.device)
-            interrupt, terminate = trainer.strategy.reduce(received, reduce_op="sum").tolist()
+        # One small all-reduce a step under DDP; a single process needs no tensor at all.
+        interrupt, terminate = any_rank(trainer, *(signum in self.received for signum in self.SIGNALS))
         if terminate:
             raise SIGTERMException
         if interrupt:

@@ -9,6 +9,7 @@ from lightning.pytorch.callbacks import Callback
 from lit_nst.callbacks.checkpoints import INTERRUPTIONS
 from lit_nst.callbacks.clip_output import ClipWriter
 from lit_nst.callbacks.pictures import PictureWriter
+from lit_nst.callbacks.writer import Writer
 from lit_nst.errors import UsageError, WriteError
 from lit_nst.images import check_writable, check_writable_folder
 from lit_nst.video.files import VIDEO_SUFFIXES, WRITABLE_SUFFIXES, check_writable_clip
@@ -56,12 +57,8 @@ class ImageOutput(Callback):
         self.every_n_steps = every_n_steps
         self.panel = panel
         self.fps = fps
-        self.writer: PictureWriter | ClipWriter | None = None  # chosen in `setup`, by what the content is
+        self.writer: Writer | None = None  # chosen in `setup`, by what the content is
         self.started = False  # the first step has begun: an interruption before it has nothing new to write
-
-    @property
-    def paths(self) -> list[Path]:
-        return [] if self.writer is None else self.writer.paths
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.datamodule.clip is not None:

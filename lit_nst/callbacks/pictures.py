@@ -6,12 +6,13 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
+from lit_nst.callbacks.writer import Writer
 from lit_nst.errors import UsageError
 from lit_nst.images import check_writable, labelled_panel, save_image
 from lit_nst.video.files import WRITABLE_SUFFIXES
 
 
-class PictureWriter:
+class PictureWriter(Writer):
     """Each job's picture: at `path` (one job), in `dir` as `<content>__<style>.png`, or `stylized.png` in the log
     directory; snapshots every `every_n_steps`; a `panel` beside each."""
 
@@ -35,12 +36,6 @@ class PictureWriter:
                 check_writable(picture)
         self.every_n_steps = every_n_steps
         self.panel = panel
-
-    def start(self, trainer: L.Trainer) -> None:
-        pass
-
-    def before_step(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pass
 
     def after_step(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = trainer.global_step
