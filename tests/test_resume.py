@@ -334,6 +334,15 @@ def test_a_checkpoint_of_another_format_is_refused_in_one_line(first_run, tmp_pa
         "format 2: drop --ckpt_path to start afresh"
     )
     assert not (tmp_path / "new.png").exists()
+    # Following the refusal's advice, a fresh start in that checkpoint's folder keeps it aside: nothing is lost.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    other.rename(mine / "last.ckpt")
+    before = (mine / "last.ckpt").read_bytes()
+    fresh = run_main(capfd, "fit", *args, "--trainer.max_steps", "1", "--checkpoint.dirpath", mine)
+    assert fresh.returncode == 0, fresh.stderr
+    assert f"this run's checkpoint that this lit-nst cannot resume (another format) is kept as {mine}" in fresh.stderr
+    assert (mine / "previous.ckpt").read_bytes() == before
 
 
 @pytest.mark.parametrize("garbage", [b"", b"not a checkpoint", "truncate"])
