@@ -144,7 +144,6 @@ class StyleTransferCLI(LightningCLI):
             others=not chosen,
             max_steps=max_steps,
             clip_steps=clip_steps,
-            launcher=launcher,
         )
         config["ckpt_path"] = None if found is None else str(found)
 
@@ -187,7 +186,8 @@ def main() -> None:
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     # Lines held from an earlier command in this process (a notebook's, a refused run's) are not this run's.
     RunNote.held.clear()
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(RunNote.hold_start_lines)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.distributed"):
+        logging.getLogger(name).addFilter(RunNote.hold_start_lines)
     quiet_lightning_advertising()
     args = sys.argv[1:]
     if "--help-all" in args:

@@ -28,7 +28,8 @@ def read_checkpoint_record(path: Path) -> dict:
         raise UsageError(f"checkpoint {path} was not written by lit-nst fit; nothing was overwritten")
     written = checkpoint["lit_nst"].get("format", 1)
     if written != CHECKPOINT_FORMAT:
-        which = "an earlier" if written < CHECKPOINT_FORMAT else "a later"
+        earlier = isinstance(written, int) and written < CHECKPOINT_FORMAT
+        which = "an earlier" if earlier else "a later" if isinstance(written, int) else "another"
         raise UsageError(
             f"checkpoint {path} is of format {written}, from {which} lit-nst, and this one resumes format "
             f"{CHECKPOINT_FORMAT}: drop --ckpt_path to start afresh"

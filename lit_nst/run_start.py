@@ -20,15 +20,12 @@ def checkpoint_to_resume(
     others: bool,
     max_steps: int,
     clip_steps: int | None,
-    launcher: bool,
 ) -> Path | None:
     """The checkpoint `--ckpt_path` (`asked`) names for the run in `folder`, checked to be this run's; None to start
     afresh. `others`: runs of the default layout, among which a differing one of the same pictures is named.
-    `clip_steps`: a clip's steps in all, which a checkpoint at --trainer.max_steps may not have reached. `launcher`:
-    the process that launches the others, the one to keep a waiting checkpoint aside."""
+    `clip_steps`: a clip's steps in all, which a checkpoint at --trainer.max_steps may not have reached. A fresh
+    start keeps this run's checkpoint aside once every check has passed (`keep_a_waiting_checkpoint`)."""
     if asked is None:
-        if launcher:
-            keep_a_waiting_checkpoint(folder / LAST)
         return None
     path = last_of_this_run(folder, identity, optimizer, others) if asked == "last" else Path(asked)
     if path is None:
@@ -39,9 +36,7 @@ def checkpoint_to_resume(
     if 0 < max_steps <= step and rank_zero_only.rank == 0:
         unfinished_clip = clip_steps is not None and step < clip_steps
         then = (
-            f"raise it (the clip takes {clip_steps} steps) to paint on"
-            if unfinished_clip
-            else "rewriting the output image"
+            f"raise it (the clip takes {clip_steps} steps) to paint on" if unfinished_clip else "rewriting the output"
         )
         print(f"lit-nst: {path} is already at step {step} of --trainer.max_steps {max_steps}: {then}", file=sys.stderr)
     return path
@@ -68,7 +63,8 @@ def last_of_this_run(folder: Path, identity: dict[str, object], optimizer: str, 
 
 
 def keep_a_waiting_checkpoint(last: Path) -> None:
-    """A fresh start of a run that has a checkpoint would replace it at its first save: it is kept aside."""
+    """A fresh start of a run that has a checkpoint would replace it at its first save: it is kept aside. Called as
+    the first step starts, after every check: a refused command leaves the checkpoint where it was."""
     if not last.is_file():
         return
     try:

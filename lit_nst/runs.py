@@ -51,7 +51,7 @@ def keep_aside(last: Path) -> Path:
 
 def write_run_record(folder: Path, record: dict) -> None:
     """`run.json`: the settings that make the run what it is, readable without unpickling its checkpoint."""
-    (folder / RECORD).write_text(json.dumps(record, default=str))
+    (folder / RECORD).write_text(json.dumps(record, default=str) + "\n")
 
 
 def other_runs(folder: Path) -> list[tuple[Path, dict]]:

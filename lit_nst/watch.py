@@ -36,11 +36,13 @@ class RisingLoss:
         self.start = math.nan
         self.start_step = 0
         self.last = math.nan
+        self.last_step = 0
         self.warned = False
 
     def at_end(self) -> str | None:
-        """The warning, where the run ends above where its last stage began (too short to have said it before)."""
-        if self.warned or not self.last > self.start:
+        """The warning, where the run ends above where its last stage began, too short to have said it before but
+        long enough to tell (`PATIENCE` // 2 steps): in its first few steps L-BFGS's overshoot is the rule."""
+        if self.warned or not self.last > self.start or self.last_step - self.start_step < self.PATIENCE // 2:
             return None
         self.warned = True
         return (
@@ -51,7 +53,7 @@ class RisingLoss:
 
     def update(self, value: float, stage: int, step: int) -> str | None:
         """The warning, the first time `value` at `step` is still above its stage's first value PATIENCE steps on."""
-        self.last = value
+        self.last, self.last_step = value, step
         if stage != self.stage:  # a new stage (a finer scale, a clip's next frame) has another scale of loss
             self.stage, self.start, self.start_step = stage, value, step
             return None

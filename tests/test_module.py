@@ -141,6 +141,10 @@ def test_the_rising_loss_watch_waits_starts_again_at_each_stage_and_says_it_once
     assert watch.update(1e9, stage=1, step=30) is None  # once
     assert watch.at_end() is None
     short = RisingLoss()  # a run too short to wait 20 steps: said at its end, if it ends above its stage's start
-    for step, value in enumerate((100.0, 1e4, 300.0)):
+    for step, value in enumerate((100.0, 1e4, *[300.0] * 10)):
         short.update(value, stage=0, step=step)
     assert short.at_end().startswith("the loss ended at 300, above the 100 its stage began with at step 0")
+    toy = RisingLoss()  # a few steps: L-BFGS's overshoot, not yet a sign of anything
+    for step, value in enumerate((100.0, 1e4, 300.0)):
+        toy.update(value, stage=0, step=step)
+    assert toy.at_end() is None

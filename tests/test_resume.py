@@ -172,6 +172,26 @@ def test_a_fresh_start_over_this_runs_checkpoint_keeps_it_aside(first_run, tmp_p
     assert resumed.returncode == 0 and "already at step 2" in resumed.stderr, resumed.stderr
 
 
+@pytest.mark.parametrize(
+    ("change", "refused"),
+    [
+        (["--output.fps", "10"], "--output.fps applies to a clip"),  # refused by a callback's setup
+        (["--trainer.enable_checkpointing", "false"], None),  # a run that writes no checkpoint to replace it
+    ],
+)
+def test_a_fresh_start_that_cannot_replace_this_runs_checkpoint_leaves_it_where_it_is(
+    first_run, tmp_path, capfd, change, refused
+):
+    checkpoint = copy_of(first_run, tmp_path)
+    before = checkpoint.read_bytes()
+    args = ["--trainer.max_steps", "1", "--output.path", tmp_path / "o.png", *job(), *change]
+    result = run_main(capfd, "fit", "--trainer.default_root_dir", tmp_path, *args)
+    assert result.returncode == (0 if refused is None else 2), result.stderr
+    assert refused is None or refused in result.stderr.strip().splitlines()[-1]
+    assert checkpoint.read_bytes() == before and not checkpoint.with_name("previous.ckpt").exists()
+    assert "kept as" not in result.stderr
+
+
 def test_ctrl_c_after_the_checks_but_before_the_first_step_writes_nothing(tmp_path, capfd, monkeypatch):
     """Lightning sets the model up after the command's checks; an interruption there has nothing to save."""
     picture = tmp_path / "o.png"
@@ -313,7 +333,7 @@ def test_a_picture_that_cannot_be_written_is_one_line_and_the_one_before_stays(t
     assert picture.read_bytes() == b"the picture before" and list(tmp_path.glob(".o.png.*")) == []
 
 
-@pytest.mark.parametrize("written", [None, 3])
+@pytest.mark.parametrize("written", [None, 3, "2"])
 def test_a_checkpoint_of_another_format_is_refused_in_one_line(first_run, tmp_path, capfd, written):
     """Format 1 (before "stage" and the format number) and a later one: refused, nothing written."""
     checkpoint = torch.load(run_checkpoint(first_run), weights_only=False)
@@ -327,7 +347,7 @@ def test_a_checkpoint_of_another_format_is_refused_in_one_line(first_run, tmp_pa
     torch.save(checkpoint, other)
     args = [*job(), "--trainer.default_root_dir", tmp_path / "run", "--output.path", tmp_path / "new.png"]
     result = run_main(capfd, "fit", *args, "--trainer.max_steps", "4", "--ckpt_path", other)
-    which = "an earlier" if written is None else "a later"
+    which = {None: "an earlier", 3: "a later", "2": "another"}[written]
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"lit-nst: error: checkpoint {other} is of format {written or 1}, from {which} lit-nst, and this one resumes "

@@ -13,6 +13,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lit_nst.errors import UsageError, WriteError
 from lit_nst.files import atomic_file
 from lit_nst.resume import read_checkpoint_record
+from lit_nst.run_start import keep_a_waiting_checkpoint
 from lit_nst.runs import folder_of
 
 INTERRUPTIONS = (KeyboardInterrupt, SIGTERMException)
@@ -101,6 +102,8 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = True
+        if trainer.ckpt_path is None and trainer.is_global_zero:  # a fresh start: this run's checkpoint kept aside
+            keep_a_waiting_checkpoint(self.last_path(trainer))
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, WriteError):  # whichever write failed: what the checkpoint holds, how to go on

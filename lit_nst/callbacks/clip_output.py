@@ -28,6 +28,7 @@ class ClipWriter(Writer):
     def __init__(self, path: str | None, dir: str | None, fps: float | None, trainer: L.Trainer) -> None:
         self.dir = dir
         self.fps = fps
+        self.what = "the video is" if dir is None else f"the clip's frames in {dir} are"
         self.paths = [Path(path or dir or Path(trainer.log_dir or ".") / "stylized.mp4")]
         if dir is None:
             check_writable_clip(self.paths[0])
@@ -81,7 +82,7 @@ class ClipWriter(Writer):
         done, frames = self._frames_done(trainer, pl_module), trainer.datamodule.clip.plan.frames
         print(
             f"lit-nst: {done} frame{'s' if done != 1 else ''} of the clip's {frames} painted so far, in "
-            f"{self.frames_folder(trainer)}; the video is written once the last is: resume with --ckpt_path last",
+            f"{self.frames_folder(trainer)}; {self.what} written once the last is: resume with --ckpt_path last",
             file=sys.stderr,
         )
         return None

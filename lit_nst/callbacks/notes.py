@@ -43,11 +43,12 @@ def clip_note(trainer: L.Trainer) -> str | None:
     if data.clip is None:
         return None
     plan = data.clip.plan
-    chunks = f" in {plan.chunks} chunks of {plan.stages} frames or fewer" if plan.chunks > 1 else ""
+    longest = f"{plan.stages} frame{'s' if plan.stages != 1 else ''}"
+    chunks = f" in {plan.chunks} chunks of {longest} or fewer" if plan.chunks > 1 else ""
     first = sum(data.schedule.steps[: len(data.schedule.scales)])
     return (
-        f"a clip of {plan.frames} frames{chunks}: the first in {first} steps, then {data.frame_steps} a frame from "
-        f"the last one warped along the optical flow; painted frames in {ClipWriter.frames_folder(trainer)}"
+        f"a clip of {plan.frames} frames{chunks}: the first in {first} steps, then {data.frame_steps} steps a frame "
+        f"from the last one warped along the optical flow; painted frames in {ClipWriter.frames_folder(trainer)}"
     )
 
 
@@ -64,6 +65,8 @@ class RunNote(Callback):
         "Restored all states from the checkpoint",
         "`Trainer.fit` stopped: `max_steps=",
         "\nDetected KeyboardInterrupt",  # the checkpoint's line says where the run stopped and how to go on
+        "-" * 100 + "\ndistributed_backend=",  # DDP's banner: the run's device note says how many processes
+        "Initializing distributed: GLOBAL_RANK",
     )
 
     def __init__(self, message: str | None = None) -> None:

@@ -16,8 +16,10 @@ from lit_nst.video.files import VIDEO_SUFFIXES, WRITABLE_SUFFIXES, check_writabl
 
 
 class ImageOutput(Callback):
-    """Writes each job's result image at the end of the run, and snapshots every N steps; a clip's frames as they
-    are done, and the clip at the end."""
+    """Writes the results: each job's picture, its snapshots and panel; or a clip, its frames as they are done.
+
+    A picture writer or a clip writer does the writing, chosen by what the content is.
+    """
 
     wrote: str | None = None  # what `write` wrote, for the run's last line (RunNote)
 
