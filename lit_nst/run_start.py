@@ -69,14 +69,10 @@ def keep_a_waiting_checkpoint(last: Path) -> None:
         return
     try:
         held = f"at step {read_checkpoint_record(last)['global_step']}"
+        then = " (--ckpt_path with that file goes on from it)"
     except UsageError as refusal:  # broken, or of another lit-nst's format: kept all the same, nothing is lost
         held = "that this lit-nst cannot resume" + (" (another format)" if "format" in str(refusal) else "")
-        previous = keep_aside(last)
-        print(f"lit-nst: starting afresh; this run's checkpoint {held} is kept as {previous}", file=sys.stderr)
-        return
-    previous = keep_aside(last)
+        then = ""
     print(
-        f"lit-nst: starting afresh; this run's checkpoint {held} is kept as {previous} "
-        "(--ckpt_path with that file goes on from it)",
-        file=sys.stderr,
+        f"lit-nst: starting afresh; this run's checkpoint {held} is kept as {keep_aside(last)}{then}", file=sys.stderr
     )
