@@ -111,7 +111,7 @@ def channels_last_rows(size: int, precision: str, repeats: int) -> list[str]:
     """Forward and backward of the objective, contiguous against channels_last."""
     cli = fit("astronaut", "starry_night", size, precision, 1)
     objective = cli.model.objective
-    image = cli.model.picture().detach()
+    image = cli.model.canvas.picture(cli.model.target).detach()
     layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
     best = dict.fromkeys(layouts, float("inf"))
     for _ in range(repeats):

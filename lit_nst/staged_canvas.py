@@ -68,9 +68,10 @@ class StagedCanvas(nn.Module):
         return working, regions
 
     @torch.no_grad()
-    def moved_to(self, stage: int, target: Tensor, temporal: TemporalTerm) -> Tensor:
-        """The target moved on to `stage`: coarse to fine, the result so far upsampled; a clip's next frames, the
-        results warped along the optical flow (lit_nst.video.temporal)."""
+    def move_to(self, stage: int, target: Tensor, temporal: TemporalTerm) -> None:
+        """`target`, in place, moved on to `stage`: coarse to fine, the result so far upsampled; a clip's next frames,
+        the results warped along the optical flow (lit_nst.video.temporal). In place, as the canvas keeps its size
+        and storage: DDP's hooks and the optimiser hold it."""
         old_shapes = self.shapes
         self.stage = stage
         # The target as the loss sees it (clamped), moved on; clamped again, as bicubic overshoots at edges.
@@ -79,7 +80,11 @@ class StagedCanvas(nn.Module):
             moved = temporal.next_frames(seen, self.picture(target), old_shapes, self.data.flows_into(stage))
         else:
             moved = resized(seen, old_shapes, self.shapes)
-        return moved.clamp(0.0, 1.0)
+        target.copy_(moved.clamp(0.0, 1.0))
+
+    def photos(self) -> list[Tensor]:
+        """Each job's content photo at this stage: (3, h, w)."""
+        return crops(self.original_contents, self.shapes)
 
     def picture(self, target: Tensor) -> Tensor:
         """The canvas the network sees: the target as written, in [0, 1], the photo kept where a mask is black."""

@@ -5,7 +5,7 @@ import math
 import lightning as L
 
 from lit_nst.errors import DivergedError
-from lit_nst.ranks import any_rank
+from lit_nst.ranks import any_rank, say
 
 
 def stop_if_diverged(trainer: L.Trainer, value: float, step: int) -> None:
@@ -18,6 +18,21 @@ def stop_if_diverged(trainer: L.Trainer, value: float, step: int) -> None:
             f"the loss became {value} at step {step}: lower the learning rate (--optimizer.lr) or the style weight "
             "(--model.style_weight); the last good checkpoint and image were kept"
         )
+
+
+class LossWatch(L.Callback):
+    """Warns once, on rank 0, when the objective does not converge (`RisingLoss`), from the loss each step has
+    already read (`StyleTransfer.step_loss`): no wait of its own for the device."""
+
+    def __init__(self) -> None:
+        self.rising = RisingLoss()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
+        step = trainer.global_step - 1  # the step just taken
+        say(trainer, self.rising.update(pl_module.step_loss, pl_module.stage, step), "warning: ")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        say(trainer, self.rising.at_end(), "warning: ")
 
 
 class RisingLoss:

@@ -149,7 +149,9 @@ def test_every_shipped_config_runs_at_toy_size(tmp_path, config):
     cli = fit(tmp_path, "--config", config, *job(size), *length, "--output.path", tmp_path / "out.png")
     assert cli.trainer.global_step == (len(scales) if scales else 2)
     if scales:
-        assert cli.datamodule.schedule.scales[0] == 32 and (cli.model.block_walk is not None) == (scales[-1] > 512)
+        assert cli.datamodule.schedule.scales[0] == 32 and (cli.model.evaluation.block_walk is not None) == (
+            scales[-1] > 512
+        )
     written = load_image(tmp_path / "out.png", "result")
     assert max(written.size) == size
     assert torch.isfinite(cli.model.target).all()

@@ -69,7 +69,7 @@ def test_lbfgs_minimises_the_loss_of_the_image_as_written(tmp_path):
     target = cli.model.target.detach()
     assert target.min() < 0.0 or target.max() > 1.0  # L-BFGS's iterate did leave [0, 1]
     with torch.no_grad():
-        optimised = cli.model.objective(cli.model.picture()).total
+        optimised = cli.model.objective(cli.model.canvas.picture(cli.model.target)).total
         written = cli.model.objective(cli.model.result()).total
     assert torch.allclose(optimised, written)
 

@@ -139,7 +139,7 @@ def test_lbfgs_in_blocks_follows_the_whole_pictures_path(tmp_path):
         whole, tiled = (
             fit(tmp_path / name, *flags, *tiles, "--trainer.max_steps", steps, *resume) for name, tiles in runs.items()
         )
-        assert whole.model.block_walk is None and tiled.model.block_walk is not None
+        assert whole.model.evaluation.block_walk is None and tiled.model.evaluation.block_walk is not None
         if pixels:
             assert (tiled.model.result()[0] - whole.model.result()[0]).abs().max() <= pixels
         losses = [float(run.trainer.callback_metrics["loss/total"]) for run in (whole, tiled)]

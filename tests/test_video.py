@@ -208,7 +208,7 @@ def test_controls_work_on_a_clip_blend_luminance_content_mask_and_blocks(tmp_pat
         "--output.path",
         out,
     )
-    assert cli.model.block_walk is not None
+    assert cli.model.evaluation.block_walk is not None
     painted, _, _ = decoded(out)
     inputs = frames_in(clip)
     assert len(painted) == 6

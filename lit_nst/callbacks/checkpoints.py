@@ -1,6 +1,5 @@
 """Checkpoints that survive interruptions: a fixed place, atomic writes, a save on Ctrl-C and SIGTERM."""
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lit_nst.errors import UsageError, WriteError
 from lit_nst.files import atomic_file
+from lit_nst.ranks import say
 from lit_nst.resume import read_checkpoint_record
 from lit_nst.run_start import keep_a_waiting_checkpoint
 from lit_nst.runs import folder_of
@@ -111,9 +111,8 @@ class RunCheckpoint(ModelCheckpoint):
         # Only interruptions of a run under way: after a divergence or an error the last good checkpoint must stay.
         if isinstance(exception, INTERRUPTIONS) and self.started:
             self.save_now(trainer)
-            if trainer.is_global_zero:
-                print(
-                    f"lit-nst: interrupted at step {trainer.global_step}: checkpoint saved to "
-                    f"{self.last_path(trainer)}; resume with the same command and --ckpt_path last",
-                    file=sys.stderr,
-                )
+            say(
+                trainer,
+                f"interrupted at step {trainer.global_step}: checkpoint saved to {self.last_path(trainer)}; "
+                "resume with the same command and --ckpt_path last",
+            )

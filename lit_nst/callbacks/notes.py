@@ -2,7 +2,6 @@
 
 import logging
 import os
-import sys
 from typing import ClassVar
 
 import lightning as L
@@ -10,6 +9,7 @@ from lightning.pytorch.callbacks import Callback
 
 from lit_nst.callbacks.clip_output import ClipWriter
 from lit_nst.callbacks.output import ImageOutput
+from lit_nst.ranks import say
 
 
 def resuming_note(trainer: L.Trainer) -> str:
@@ -96,18 +96,16 @@ class RunNote(Callback):
     def say_what_was_written(trainer: L.Trainer) -> None:
         for output in trainer.callbacks:
             if isinstance(output, ImageOutput) and output.wrote is not None:
-                if trainer.is_global_zero:
-                    print(f"lit-nst: {output.wrote}", file=sys.stderr)
+                say(trainer, output.wrote)
                 output.wrote = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         unused = device_note(RunNote.held)
         RunNote.held.clear()
-        if trainer.global_step > 0 and trainer.is_global_zero:
-            print(f"lit-nst: {resuming_note(trainer)}", file=sys.stderr)
-        walk = getattr(pl_module, "block_walk", None)
+        if trainer.global_step > 0:
+            say(trainer, resuming_note(trainer))
+        walk = pl_module.evaluation.block_walk
         tiling = walk.describe([job.shape for job in trainer.datamodule.jobs]) if walk is not None else None
         stretched = trainer.datamodule.schedule.note
         for message in (self.message, unused, stretched, tiling, clip_note(trainer)):
-            if message is not None and trainer.is_global_zero:
-                print(f"lit-nst: {message}", file=sys.stderr)
+            say(trainer, message)

@@ -1,7 +1,7 @@
 """The weighted Gatys et al. objective over a frozen backbone, with its targets computed once."""
 
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -12,6 +12,7 @@ from lit_nst.objective.backbone import VGGFeatures
 from lit_nst.objective.canvas import crop, image_shape
 from lit_nst.objective.losses import content_loss, gram, region_weights, style_loss, total_variation
 from lit_nst.objective.preprocessing import Preprocess
+from lit_nst.objective.weights import weight_source
 
 
 class StyleRegion(NamedTuple):
@@ -72,6 +73,11 @@ class StyleObjective(nn.Module):
         self.style_weight = style_weight
         self.tv_weight = tv_weight
         self.targets: list[JobTargets] = []
+
+    def compile_backbone(self) -> None:
+        """The backbone through torch.compile, once."""
+        if not isinstance(self.backbone, torch._dynamo.eval_frame.OptimizedModule):
+            self.backbone = torch.compile(self.backbone)
 
     def features(self, image: Tensor) -> dict[str, Tensor]:
         """(B, 3, H, W) RGB in [0, 1] -> activations of every layer the objective uses."""
@@ -179,3 +185,22 @@ def normalised_layer_weights(layers: Sequence[str], weights: Sequence[float] | N
         raise UsageError(f"--model.{group}_layer_weights must be non-negative with a positive sum, got {weights}")
     total = sum(weights)
     return {layer: weight / total for layer, weight in zip(layers, weights, strict=True)}
+
+
+def build_objective(settings: Mapping[str, Any]) -> StyleObjective:
+    """The objective that the model's settings (`StyleTransfer`'s arguments, by name) describe."""
+    content = normalised_layer_weights(settings["content_layers"], settings["content_layer_weights"], "content")
+    style = normalised_layer_weights(settings["style_layers"], settings["style_layer_weights"], "style")
+    source = weight_source(settings["weights"])
+    state_dict = source.state_dict(settings["arch"])
+    backbone = VGGFeatures(settings["arch"], state_dict, [*content, *style], settings["pooling"])
+    preprocess = Preprocess(settings["preprocessing"] or source.preprocessing)
+    return StyleObjective(
+        backbone,
+        preprocess,
+        content,
+        style,
+        content_weight=settings["content_weight"],
+        style_weight=settings["style_weight"],
+        tv_weight=settings["tv_weight"],
+    )
