@@ -51,7 +51,7 @@ class StyleTransferCLI(LightningCLI):
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.set_defaults(
             {
-                "trainer.log_every_n_steps": 1,
+                "trainer.log_every_n_steps": 10,
                 "trainer.enable_model_summary": False,
                 "trainer.precision": None,  # chosen for the device in `_instantiate_trainer`
             }
@@ -235,6 +235,8 @@ def quiet_lightning_advertising() -> None:
     # `lit_nst.stylize` passes its own args; in a notebook sys.argv holds the kernel's, which mean nothing here.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within Python")
     # Every batch is the same list of job indices (lit_nst.data.RepeatedJobs): a resume mid-"epoch" is exact.
+    # A run shorter than --trainer.log_every_n_steps logs its losses only in its bar; its metrics still reach the log.
+    warnings.filterwarnings("ignore", message="The number of training batches .* is smaller than the logging interval")
     warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
     # Quality metrics are gathered from every rank before they are logged: the same value everywhere.
     warnings.filterwarnings("ignore", message="It is recommended to use `self.log.'metrics/")

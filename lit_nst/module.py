@@ -89,6 +89,7 @@ class StyleTransfer(L.LightningModule):
         self.target = nn.Parameter(torch.empty(0))
         self.clamp_every_step, self.optimizer_loss_scale = True, 1.0  # set for the optimiser in `on_fit_start`
         self.step_loss = math.nan  # the last step's total (lit_nst.watch)
+        self.live_losses: dict[str, float] = {}  # its terms, for the bar (lit_nst.progress)
         self.quality: list[dict] = []  # the last validation's metrics, one row per job (every job, on every rank)
 
     def forward(self, image: Tensor, job_ids: Tensor | None = None) -> LossTerms:
@@ -97,10 +98,15 @@ class StyleTransfer(L.LightningModule):
     def training_step(self, job_ids: Tensor, batch_idx: int) -> Tensor:
         temporal = (self.temporal, self.hparams.temporal_weight) if self.temporal.active else None
         total, losses = self.evaluation.step_losses(self.canvas.picture(self.target), job_ids, temporal)
-        self.step_loss = total.item()  # the step's one wait for the device
+        values = torch.stack(list(losses.values())).tolist()  # the step's one wait for the device
+        self.live_losses, self.step_loss = dict(zip(losses, values, strict=True)), values[-1]
         stop_if_diverged(self.trainer, self.step_loss, self.global_step)
-        sync = self.evaluation.splits_jobs
-        self.log_dict(losses, prog_bar=True, on_step=True, on_epoch=False, sync_dist=sync, reduce_fx="sum")
+        # Lightning's `log` costs milliseconds a step, and its loggers write every `log_every_n_steps` only: so it is
+        # called then only, and the bar shows `live_losses`. Jobs split over processes log every step, summed
+        # over them, for the bar.
+        sync, every = self.evaluation.splits_jobs, self.trainer.log_every_n_steps
+        if sync or (every > 0 and (self.global_step + 1) % every == 0):
+            self.log_dict(losses, prog_bar=sync, on_step=True, on_epoch=False, sync_dist=sync, reduce_fx="sum")
         return total * (self.optimizer_loss_scale * self.evaluation.gradient_scale)
 
     def validation_step(self, job_ids: Tensor, batch_idx: int) -> None:

@@ -48,6 +48,8 @@ def test_lit_nst_fit_stylizes_a_photo_with_real_vgg16_weights(tmp_path, capfd):
         "50",
         "--trainer.max_steps",
         "30",
+        "--trainer.log_every_n_steps",  # 10 by default
+        "1",
         "--optimizer",
         "LBFGS",
         "--optimizer.max_iter",

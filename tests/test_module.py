@@ -1,7 +1,10 @@
+import csv
+
 import torch
 
 from lit_nst.objective.initial import initial_image, job_seed
 from lit_nst.objective.objective import normalised_layer_weights
+from lit_nst.progress import StepProgressBar
 from lit_nst.watch import RisingLoss
 
 from .helpers import fit, job, run_main
@@ -148,3 +151,16 @@ def test_the_rising_loss_watch_waits_starts_again_at_each_stage_and_says_it_once
     for step, value in enumerate((100.0, 1e4, 300.0)):
         toy.update(value, stage=0, step=step)
     assert toy.at_end() is None
+
+
+def test_losses_reach_the_log_every_log_every_n_steps_and_the_bar_every_step(tmp_path):
+    cli = fit(tmp_path, *job(32), "--trainer.max_steps", 12, "--trainer.enable_progress_bar", "true")
+    (path,) = tmp_path.rglob("metrics.csv")
+    with path.open() as stream:
+        rows = [row for row in csv.DictReader(stream) if row.get("loss/total")]
+    assert [row["step"] for row in rows] == ["9"]  # --trainer.log_every_n_steps is 10 by default
+    bar = next(callback for callback in cli.trainer.callbacks if isinstance(callback, StepProgressBar))
+    shown = bar.get_metrics(cli.trainer, cli.model)
+    assert set(cli.model.live_losses) == {"loss/content", "loss/style", "loss/tv", "loss/total"}
+    assert cli.model.live_losses["loss/total"] == cli.model.step_loss  # step 12's, not step 10's
+    assert shown["loss"] == f"{cli.model.step_loss:.3g}" and float(rows[0]["loss/total"]) != cli.model.step_loss
