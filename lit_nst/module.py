@@ -16,6 +16,7 @@ from lit_nst.objective.color import Color
 from lit_nst.objective.initial import Init
 from lit_nst.objective.objective import LossTerms, build_objective
 from lit_nst.objective.preprocessing import PreprocessingName
+from lit_nst.objective.statistics import StyleLossName
 from lit_nst.optim import (
     JobwiseLBFGS,
     apply_settings,
@@ -48,7 +49,8 @@ class StyleTransfer(L.LightningModule):
         content_layer_weights: Sequence[float] | None = None,
         style_layer_weights: Sequence[float] | None = None,
         content_weight: float = 1.0,
-        style_weight: float = 50.0,
+        style_weight: float | None = None,
+        style_loss: StyleLossName = "gram",
         tv_weight: float = 0.0,
         init: Init = "content",
         compile: bool = False,
@@ -63,11 +65,14 @@ class StyleTransfer(L.LightningModule):
             pooling: `max` as in VGG, or `avg` as Gatys et al. suggest for smoother results.
             preprocessing: input convention of the weights; by default `caffe` for caffe weights, else `torchvision`.
             content_layers: layers whose activations the result keeps from the content image.
-            style_layers: layers whose Gram matrices the result takes from the style image.
+            style_layers: layers whose statistics (`style_loss`) the result takes from the style image.
             content_layer_weights: relative weight of each content layer (normalised to sum to 1); equal if unset.
             style_layer_weights: relative weight of each style layer (normalised to sum to 1); equal if unset.
             content_weight: weight of the content loss in the total.
-            style_weight: weight of the style loss in the total.
+            style_weight: weight of the style loss in the total; by default 50 for gram, 7 for w2, 25 for
+                gram+meanstd and 80 for sliced (lit_nst.objective.statistics).
+            style_loss: the style statistic: `gram` (Gatys et al.), `w2` (Wasserstein-2 between Gaussians),
+                `gram+meanstd` (Gram plus each channel's mean and deviation) or `sliced` (sliced Wasserstein).
             tv_weight: weight of the total-variation smoothness term.
             init: starting image: the content photo, Gaussian noise around grey 0.5, or a white canvas.
             compile: run the feature extractor through torch.compile (pays off on GPUs for long runs).

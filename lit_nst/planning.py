@@ -78,10 +78,17 @@ def plan_memory(
     def fits(tile: int, pairs: int | None = None) -> bool:
         return estimate(tile, pairs) * processes <= free
 
-    tiles = [tile for tile in AUTO_TILE_SIZES if tile % stride == 0 and tile < longest]
+    # A statistic that is not a sum over positions (`sliced`) is never tiled (check_tile_size refuses a block size).
+    tiled = objective.statistic.additive
+    tiles = [tile for tile in AUTO_TILE_SIZES if tile % stride == 0 and tile < longest and tiled]
     if requested != "auto":
         tile = int(requested)
-    elif world > 1 and len(shapes) < world and _sharing_pays(shapes, world, stride, block_geometry(objective)[1]):
+    elif (
+        world > 1
+        and len(shapes) < world
+        and tiled
+        and _sharing_pays(shapes, world, stride, block_geometry(objective)[1])
+    ):
         share = round_up(round_up(longest, world) // world, stride)  # the long side in `world` pieces
         options = [share, *(t for t in tiles if t < share)]
         tile = next((t for t in options if fits(t)), options[-1])

@@ -7,6 +7,7 @@ import torch
 
 from lit_nst.errors import UsageError
 from lit_nst.files import file_sha256
+from lit_nst.objective.statistics import style_weight
 
 # The layout of `checkpoint["lit_nst"]`: raised when it changes, so that an older checkpoint is refused in one line
 # rather than half-read. 2: "stage" for "scale_index", the canvas at the output size from the first stage on.
@@ -58,6 +59,11 @@ MODEL_IDENTITY = (
 )
 
 
+# Settings recorded in the identity only where they are not their default, so that the runs from before the setting
+# existed keep their identity, and so their run folders (lit_nst.runs).
+UNRECORDED_DEFAULTS = {"model.style_loss": "gram"}
+
+
 def model_identity(hparams: Mapping[str, object], clip: bool = False) -> dict[str, object]:
     """What of the model's settings `hparams` a resume must share; for a `clip`, its temporal weight too."""
     keys = (*MODEL_IDENTITY, *(("temporal_weight",) if clip else ()))
@@ -65,6 +71,9 @@ def model_identity(hparams: Mapping[str, object], clip: bool = False) -> dict[st
     identity = {
         f"model.{key}": list(hparams[key]) if isinstance(hparams[key], tuple | list) else hparams[key] for key in keys
     }
+    identity["model.style_weight"] = style_weight(hparams.get("style_loss", "gram"), hparams["style_weight"])
+    if hparams.get("style_loss", "gram") != UNRECORDED_DEFAULTS["model.style_loss"]:
+        identity["model.style_loss"] = hparams["style_loss"]
     if hparams["weights"] not in ("caffe", "imagenet"):  # a file: what it holds, not where it lies
         identity["model.weights"] = f"sha256:{file_sha256(Path(hparams['weights']))}"
     return identity
@@ -84,8 +93,8 @@ def check_same_job(path: Path, saved: dict, identity: dict[str, object], optimiz
 
 def first_difference(saved: dict, identity: dict[str, object], optimizer: str) -> tuple[str, str, str] | None:
     """(the first setting in which this command differs from a checkpoint's run, its value here, there), or None."""
-    for key, value in identity.items():
-        before = saved["identity"].get(key)
+    for key in [*identity, *(key for key in saved["identity"] if key not in identity)]:
+        value, before = (side.get(key, UNRECORDED_DEFAULTS.get(key)) for side in (identity, saved["identity"]))
         if before != value:
             what, value, before = _jobs_difference(before, value) if key == "data.jobs" else (f"--{key}", value, before)
             return what, _short(value), _short(before)

@@ -35,7 +35,8 @@ SECTIONS = {
         "data.content_mask": "white where the picture may change; black keeps the photo",
     },
     "style": {
-        "model.style_weight": "how strongly the painting's style shows",
+        "model.style_weight": "how strongly the painting's style shows (gram: 50, w2: 7, gram+meanstd: 25, sliced: 80)",
+        "model.style_loss": "gram, w2, gram+meanstd or sliced: what of the painting is matched",
         "model.content_weight": "how closely the photo's structure is kept",
         "model.tv_weight": "smoothness: weight of the total variation",
         "model.color": "none, luminance (keep the photo's colours) or match (the style in them)",

@@ -55,6 +55,11 @@ CASES = {
     "weights of the wrong arch": (["--model.weights", "{d}/vgg16.pth"], "has no tensor 'features.16.weight'"),
     "not a number": (["--data.size", "big"], "--data.size takes a whole number, not big (see lit-nst fit --help)"),
     "not a choice": (["--model.color", "lum"], "--model.color is one of none, luminance, match, not lum"),
+    "an unknown style loss": (
+        ["--model.style_loss", "cramer"],
+        "--model.style_loss is one of gram, w2, gram+meanstd, sliced, not cramer",
+    ),
+    "sliced in blocks": (["--model.style_loss", "sliced", "--model.tile_size", "16"], "cannot be evaluated in blocks"),
     "no style": (["--data.style", "DROP"], "these flags are required: --data.style (see lit-nst fit --help)"),
     "a subcommand that means nothing here": (["SUBCOMMAND", "validate"], "invalid choice: 'validate' (choose from"),
     "output in a file's place": (["--output.path", "{d}/good.png/out.png"], "good.png is a file"),
@@ -153,7 +158,8 @@ def test_help_leads_with_lit_nsts_flags_in_two_screens_and_help_all_has_every_tr
     assert short.returncode == 0 and len(short.stdout.splitlines()) <= 100
     sections = [line for line in short.stdout.splitlines() if line.endswith(":") and not line.startswith(" ")]
     assert sections == [f"{section}:" for section in SECTIONS]
-    assert "--model.style_weight      how strongly the painting's style shows (default: 50)" in short.stdout
+    assert "--model.content_weight    how closely the photo's structure is kept (default: 1)" in short.stdout
+    assert "--model.style_loss        gram, w2, gram+meanstd or sliced" in short.stdout
     assert "--trainer.max_epochs" not in short.stdout
     everything = run_main(capfd, "fit", "--help-all")
     assert everything.returncode == 0 and "--trainer.max_epochs" in everything.stdout

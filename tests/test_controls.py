@@ -9,7 +9,7 @@ from lit_nst.data import StyleImages
 from lit_nst.errors import UsageError
 from lit_nst.images import load_image
 from lit_nst.objective.color import luminance_as_rgb, match_color, rgb_to_yiq, with_chroma
-from lit_nst.objective.losses import gram, mean_squared_error, region_weights
+from lit_nst.objective.losses import mean_squared_error
 from lit_nst.schedule import stretch
 
 from .helpers import fit, painting, photo, run_checkpoint
@@ -67,6 +67,14 @@ def test_luminance_mode_keeps_the_contents_chroma_while_the_luminance_is_stylise
     luminance_difference = (rgb_to_yiq(result)[:1] - rgb_to_yiq(content)[:1]).abs().mean().item()
     assert chroma_difference <= 0.01, chroma_difference
     assert luminance_difference > 0.03, luminance_difference  # the style went somewhere: into the luminance
+
+
+def gram(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The (guided: Gatys et al. 2017) Gram, written out: (F∘m)(F∘m)ᵀ / (C·Σm²)."""
+    weighted = features.double() if mask is None else features.double() * mask
+    count = features[0, 0].numel() if mask is None else mask.square().sum()
+    flat = weighted.flatten(2)
+    return flat @ flat.transpose(1, 2) / (features.shape[1] * count)
 
 
 def style_distance(cli, style: torch.Tensor) -> float:
@@ -256,7 +264,7 @@ def region_style_loss(cli, style: torch.Tensor, side: str) -> float:
         features, reference = objective.features(result[None]), objective.features(style[None])
         return sum(
             mean_squared_error(
-                gram(features[name] * region_weights(interpolate(mask, size=features[name].shape[-2:], mode="area"))),
+                gram(features[name], interpolate(mask, size=features[name].shape[-2:], mode="area")),
                 gram(reference[name]),
             ).item()
             for name in objective.style_layers

@@ -181,17 +181,18 @@ def test_bf16_mixed_evaluates_the_objective_within_one_and_a_half_percent_of_flo
     assert half.total.dtype == torch.float32
 
 
-def test_grams_taken_inside_a_bf16_training_step_are_float32_to_float64_accuracy(tmp_path, monkeypatch):
-    from lit_nst.objective import losses
+@pytest.mark.parametrize("loss", ["gram", "w2"])
+def test_moments_taken_inside_a_bf16_training_step_are_float32_to_float64_accuracy(tmp_path, monkeypatch, loss):
+    from lit_nst.objective import objective
 
-    taken, original = [], losses.gram
+    taken, original = [], objective.moment_sums
 
-    def recording_gram(features):
-        result = original(features)
-        taken.append((features.detach(), result.detach()))
-        return result
+    def recording(features, mask, with_mean):
+        first, second = original(features, mask, with_mean)
+        taken.append((features.detach(), first, second.detach()))
+        return first, second
 
-    monkeypatch.setattr(losses, "gram", recording_gram)
+    monkeypatch.setattr(objective, "moment_sums", recording)
     fit(
         tmp_path,
         "--data.content",
@@ -208,14 +209,19 @@ def test_grams_taken_inside_a_bf16_training_step_are_float32_to_float64_accuracy
         "0",
         "--output.path",
         tmp_path / "o.png",
+        "--model.style_loss",
+        loss,
     )
-    in_step = [(features, result) for features, result in taken if features.dtype == torch.bfloat16]
+    in_step = [taking for taking in taken if taking[0].dtype == torch.bfloat16]
     assert len(in_step) == 5  # one per style layer: the features of the step came from bf16 convolutions
-    for features, result in in_step:
-        assert result.dtype == torch.float32
+    for features, first, second in in_step:
+        assert second.dtype == torch.float32 and (first is None) == (loss == "gram")
         flat = features.double().flatten(2)
-        reference = flat @ flat.transpose(1, 2) / flat[0].numel()
-        assert torch.allclose(result.double(), reference, rtol=1e-5, atol=1e-6 * reference.abs().max().item())
+        reference = flat @ flat.transpose(1, 2)
+        assert torch.allclose(second.double(), reference, rtol=1e-5, atol=1e-6 * reference.abs().max().item())
+        if first is not None:
+            assert first.dtype == torch.float32
+            assert torch.allclose(first.double(), flat.sum(-1), rtol=1e-5, atol=1e-6 * flat.sum(-1).abs().max().item())
 
 
 def test_the_vgg_weights_are_cast_to_bf16_once_per_run_not_every_forward():

@@ -76,6 +76,11 @@ def check_tile_size(tile_size: int | str, objective: StyleObjective) -> None:
     """A one-line UsageError unless `tile_size` is auto, 0 or a positive multiple of the blocks' stride."""
     if tile_size == "auto" or tile_size == 0:
         return
+    if not objective.statistic.additive and not isinstance(tile_size, str):
+        raise UsageError(
+            f"--model.tile_size {tile_size}: --model.style_loss {objective.statistic.name} sorts all of a layer's "
+            "positions, so it cannot be evaluated in blocks; drop --model.tile_size, or use w2 or gram"
+        )
     stride, _ = block_geometry(objective)
     deepest = objective.backbone.taps[max(objective.backbone.taps)]
     # Typed `int | str` for the CLI, so that a word other than auto reaches this message, not the parser's.

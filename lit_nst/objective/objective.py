@@ -10,8 +10,17 @@ from torch.nn.functional import interpolate
 from lit_nst.errors import UsageError
 from lit_nst.objective.backbone import VGGFeatures
 from lit_nst.objective.canvas import crop, image_shape
-from lit_nst.objective.losses import content_loss, gram, region_weights, style_loss, total_variation
+from lit_nst.objective.losses import content_loss, total_variation
 from lit_nst.objective.preprocessing import Preprocess
+from lit_nst.objective.statistics import (
+    Moments,
+    SlicedWasserstein,
+    Statistic,
+    moment_sums,
+    normalised,
+    statistic,
+    style_weight,
+)
 from lit_nst.objective.weights import weight_source
 
 
@@ -28,8 +37,10 @@ class StyleRegion(NamedTuple):
 
 
 class RegionTargets(NamedTuple):
-    grams: dict[str, Tensor]  # (1, C, C) per style layer: the blend of the region's styles' Grams
-    weights: dict[str, Tensor] | None  # (1, 1, h_l, w_l) per style layer: the region at that layer's size
+    targets: dict[str, tuple[Tensor, ...]]  # per style layer: the statistic of the blend of the region's styles
+    masks: dict[str, Tensor] | None  # (1, 1, h_l, w_l) per style layer: the region at that layer's size, in [0, 1]
+    counts: dict[str, float]  # per style layer: Σ mask² (its positions where there is no mask), the moments' N
+    keep: dict[str, Tensor] | None = None  # for `sliced` under a mask: the positions it compares (mask ≥ ½)
 
 
 class JobTargets(NamedTuple):
@@ -50,8 +61,8 @@ class LossTerms(NamedTuple):
 class StyleObjective(nn.Module):
     """total = content_weight · content + style_weight · style + tv_weight · tv, per job.
 
-    The style term of a job is the sum over its regions of the region's (guided) Gram loss; a job
-    without masks has one region, the whole picture.
+    The style term of a job is the sum over its regions of the region's (guided) statistic's loss
+    (lit_nst.objective.statistics; the Gram by default); a job without masks has one region, the whole picture.
     """
 
     def __init__(
@@ -63,8 +74,10 @@ class StyleObjective(nn.Module):
         content_weight: float,
         style_weight: float,
         tv_weight: float,
+        style_statistic: Statistic | SlicedWasserstein | None = None,
     ) -> None:
         super().__init__()
+        self.statistic = style_statistic or Statistic()
         self.backbone = backbone
         self.preprocess = preprocess
         self.content_layers = content_layers
@@ -73,6 +86,7 @@ class StyleObjective(nn.Module):
         self.style_weight = style_weight
         self.tv_weight = tv_weight
         self.targets: list[JobTargets] = []
+        self.directions: dict[str, Tensor] = {}  # for `sliced`: each style layer's, once a stage
 
     def compile_backbone(self) -> None:
         """The backbone through torch.compile, once."""
@@ -88,10 +102,14 @@ class StyleObjective(nn.Module):
         features = self.features(image)
         return {name: features[name].float() for name in self.content_layers}
 
-    def grams(self, image: Tensor) -> dict[str, Tensor]:
-        """(1, 3, H, W) -> the style layers' (1, C, C) Grams."""
+    def style_moments(self, image: Tensor) -> dict[str, Moments]:
+        """(1, 3, H, W) -> the style layers' normalised moments (lit_nst.objective.statistics)."""
         features = self.features(image)
-        return {name: gram(features[name]) for name in self.style_layers}
+        moments = {}
+        for name in self.style_layers:
+            sums = moment_sums(features[name], None, self.statistic.uses_mean)
+            moments[name] = normalised(*sums, features[name].shape[-2] * features[name].shape[-1])
+        return moments
 
     @torch.no_grad()
     def set_targets(
@@ -99,16 +117,22 @@ class StyleObjective(nn.Module):
         contents: Sequence[Tensor],
         styles: Sequence[Tensor | list[StyleRegion]],
         content_maps: Callable[[Tensor], dict[str, Tensor]] | None = None,
-        grams: Callable[[Tensor], dict[str, Tensor]] | None = None,
+        style_moments: Callable[[Tensor], dict[str, Moments]] | None = None,
     ) -> None:
-        """Compute every job's content features and style Grams once, on the device of `contents`.
+        """Compute every job's content features and style statistics once, on the device of `contents`.
 
         Args:
             contents: job i's (3, h_i, w_i) content image; the jobs' shapes may differ.
             styles: job i's (3, h, w) style image (applied everywhere), or its list of regions.
-            content_maps, grams: how to compute them, if not through the whole network at once (tiling.py).
+            content_maps, style_moments: how to compute them, if not through the whole network at once (tiling.py).
         """
-        content_maps, grams = content_maps or self.content_maps, grams or self.grams
+        content_maps, style_moments = content_maps or self.content_maps, style_moments or self.style_moments
+        if isinstance(self.statistic, SlicedWasserstein):  # drawn once a stage, on the device, the same every time
+            device = contents[0].device
+            channels = self.backbone.channels
+            self.directions = {
+                name: self.statistic.directions(channels[name], name, device) for name in self.style_layers
+            }
         self.targets = []
         for content, job_styles in zip(contents, styles, strict=True):
             # Every image through the network alone, as in `forward`, so a job's targets do not depend on the batch.
@@ -118,27 +142,48 @@ class StyleObjective(nn.Module):
                 JobTargets(
                     shape=shape,
                     content=content_maps(content.unsqueeze(0)),
-                    regions=[self._region_targets(region, shape, grams) for region in regions],
+                    regions=[self._region_targets(region, shape, style_moments) for region in regions],
                 )
             )
 
-    def _region_targets(self, region: StyleRegion, shape: tuple[int, int], grams: Callable) -> RegionTargets:
-        per_style = [grams(style.unsqueeze(0)) for style in region.styles]
-        # A blend of styles is the weighted sum of their Grams (Gatys et al. 2017).
-        blended = {
-            name: sum(weight * g[name] for weight, g in zip(region.blend, per_style, strict=True))
+    def _region_targets(self, region: StyleRegion, shape: tuple[int, int], style_moments: Callable) -> RegionTargets:
+        masks, counts, keep = self._region_masks(region, shape)
+        if isinstance(self.statistic, SlicedWasserstein):
+            per_style = [self.features(style.unsqueeze(0)) for style in region.styles]
+            targets = {}
+            for name in self.style_layers:
+                count = counts[name] if keep is None else len(keep[name])
+                styles = [features[name] for features in per_style]
+                targets[name] = self.statistic.target(styles, region.blend, self.directions[name], int(count))
+            return RegionTargets(targets, masks, counts, keep)
+        per_style = [style_moments(style.unsqueeze(0)) for style in region.styles]
+        # A blend of styles mixes their normalised moments, which mix linearly (for Grams: Gatys et al. 2017).
+        targets = {}
+        for name in self.style_layers:
+            mean = None
+            if self.statistic.uses_mean:
+                mean = sum(weight * m[name].mean for weight, m in zip(region.blend, per_style, strict=True))
+            second = sum(weight * m[name].second for weight, m in zip(region.blend, per_style, strict=True))
+            targets[name] = self.statistic.target(Moments(mean, second))
+        return RegionTargets(targets, masks, counts)
+
+    def _region_masks(self, region: StyleRegion, shape: tuple[int, int]) -> tuple[dict | None, dict, dict | None]:
+        """The region at each style layer's resolution (the fraction of each feature's cell inside it), its count
+        Σ mask², and for `sliced` the positions compared; for no mask: None, the positions, None."""
+        sizes = {
+            name: (shape[0] // self.backbone.strides[name], shape[1] // self.backbone.strides[name])
             for name in self.style_layers
         }
         if region.mask is None:
-            return RegionTargets(blended, None)
-        # The region at each layer's resolution: the fraction of each feature's cell inside it.
-        weights = {}
-        for name in self.style_layers:
-            stride = self.backbone.strides[name]
-            mask = region.mask[None].to(region.styles[0].device, torch.float32)
-            size = (shape[0] // stride, shape[1] // stride)
-            weights[name] = region_weights(interpolate(mask, size=size, mode="area"))
-        return RegionTargets(blended, weights)
+            return None, {name: float(h * w) for name, (h, w) in sizes.items()}, None
+        mask = region.mask[None].to(region.styles[0].device, torch.float32)
+        masks = {name: interpolate(mask, size=size, mode="area") for name, size in sizes.items()}
+        counts = {name: float(layer.square().sum()) for name, layer in masks.items()}
+        keep = None
+        if isinstance(self.statistic, SlicedWasserstein):
+            # The positions mostly inside the region; at least the one most inside, where the region is tiny.
+            keep = {name: _kept(layer.flatten()) for name, layer in masks.items()}
+        return masks, counts, keep
 
     def forward(
         self,
@@ -166,10 +211,33 @@ class StyleObjective(nn.Module):
         features = self.features(image)
         targets = self.targets[job]
         content = content_loss(features, targets.content, self.content_layers)
-        style = sum(style_loss(features, region.grams, self.style_layers, region.weights) for region in targets.regions)
+        style = sum(self.style_term(features, region) for region in targets.regions)
         tv = total_variation(image)
         total = self.content_weight * content + self.style_weight * style + self.tv_weight * tv
         return LossTerms(content, style, tv, total)
+
+    def style_term(self, features: dict[str, Tensor], region: RegionTargets) -> Tensor:
+        """Σ_l w_l · the statistic's loss at layer l, of one region, per image: (B,)."""
+        total = 0.0
+        for name, weight in self.style_layers.items():
+            layer = features[name]
+            if isinstance(self.statistic, SlicedWasserstein):
+                keep = None if region.keep is None else region.keep[name]
+                loss = self.statistic.loss(layer, self.directions[name], keep, region.targets[name])
+            else:
+                mask = None if region.masks is None else region.masks[name]
+                loss = self.moments_loss(name, moment_sums(layer, mask, self.statistic.uses_mean), region)
+            total = total + weight * loss
+        return total
+
+    def moments_loss(self, name: str, sums: tuple[Tensor | None, Tensor], region: RegionTargets) -> Tensor:
+        """The statistic's loss at layer `name` of a region, from its moment sums (Σ a·f or None, Σ a·f fᵀ)."""
+        return self.statistic.loss(normalised(*sums, region.counts[name]), region.targets[name])
+
+
+def _kept(mask: Tensor) -> Tensor:
+    kept = (mask >= 0.5).nonzero().squeeze(1)
+    return kept if len(kept) else mask.argmax()[None]
 
 
 def normalised_layer_weights(layers: Sequence[str], weights: Sequence[float] | None, group: str) -> dict[str, float]:
@@ -201,6 +269,7 @@ def build_objective(settings: Mapping[str, Any]) -> StyleObjective:
         content,
         style,
         content_weight=settings["content_weight"],
-        style_weight=settings["style_weight"],
+        style_weight=style_weight(settings.get("style_loss", "gram"), settings["style_weight"]),
         tv_weight=settings["tv_weight"],
+        style_statistic=statistic(settings.get("style_loss", "gram")),
     )

@@ -1,15 +1,18 @@
 """Block by block: a picture's whole objective and its exact gradient, in the memory of one block.
 
-A Gram is a sum over positions, G = Σ_blocks F_b F_bᵀ / (C·H·W), and so is the content term. Galerne et al.
+A Gram is a sum over positions, G = Σ_blocks F_b F_bᵀ / (C·H·W), and so is the content term; so are the moments
+Σ f and Σ f fᵀ that every additive style statistic is made of (lit_nst.objective.statistics). Galerne et al.
 ("Scaling Painting Style Transfer", EGSR 2024) evaluate the global objective that way: a first pass without
-gradients adds up every style layer's Gram over the blocks; a second pass runs each block with gradients and
-hands its features the gradient of the global loss, which, the global Grams known, depends on a block only
-through its own features. The objective keeps its meaning (lit_nst.objective.objective); this is how it is evaluated.
+gradients adds up every style layer's moments over the blocks; a second pass runs each block with gradients and
+hands its moments the gradient of the global loss with respect to the global moments (autograd, once a step),
+which, those known, depends on a block only through its own features. The objective keeps its meaning
+(lit_nst.objective.objective); this is how it is evaluated. (`sliced` sorts all positions: it is not a sum, and is
+never tiled.)
 
 Each block owns a partition of every layer's positions, the cells of its inner pixels, and backpropagates from
 those alone, so the blocks' pixel gradients add up to the exact gradient. Its halo only has to make the owned
 features exact: the deepest layer's reach (70 px for relu5_1), rounded up to that layer's stride so every
-pooling grid lines up (80 px). Under DDP the ranks share the blocks, sum their Grams and then their gradients,
+pooling grid lines up (80 px). Under DDP the ranks share the blocks, sum their moments and then their gradients,
 so every rank holds the whole picture's terms and gradient: N processes make the 1-process picture.
 """
 
@@ -17,11 +20,11 @@ import torch
 from torch import Tensor, distributed
 from torch.autograd.function import once_differentiable
 
-from lit_nst.objective.backbone import VGGFeatures
 from lit_nst.objective.blocks import Block, Share, block_geometry, block_windows
 from lit_nst.objective.canvas import image_shape
-from lit_nst.objective.losses import gram_sum, mean_squared_error, total_variation
-from lit_nst.objective.objective import JobTargets, LossTerms, StyleObjective, StyleRegion
+from lit_nst.objective.losses import total_variation
+from lit_nst.objective.objective import JobTargets, LossTerms, RegionTargets, StyleObjective
+from lit_nst.objective.statistics import Moments, moment_sums, normalised
 
 
 class BlockWalk:
@@ -79,41 +82,48 @@ class BlockWalk:
         """(content, style, the weighted sum's gradient for `image` if it requires one) from this rank's blocks."""
         wants_gradient = torch.is_grad_enabled() and image.requires_grad
         objective, image = self.objective, image.detach()
-        # Pass 1, no gradients: the content term and every region's Grams, summed over the blocks.
+        # Pass 1, no gradients: the content term and every region's moments, summed over the blocks.
         content = image.new_zeros(1, dtype=torch.float32)
-        backbone, shape = objective.backbone, image_shape(image)
-        sums = [{name: zeros_gram(backbone, name, image) for name in objective.style_layers} for _ in targets.regions]
+        sums = [{name: zero_sums(objective, name, image) for name in objective.style_layers} for _ in targets.regions]
         with torch.no_grad():
             for block in blocks:
                 features = objective.features(block.read(image))
                 content += content_sum(objective, features, targets, block)
                 for region, region_sums in zip(targets.regions, sums, strict=True):
-                    for name in objective.style_layers:
-                        region_sums[name] += gram_sum(owned(objective, features, name, block, region.weights))
+                    for name, held in region_sums.items():
+                        add(held, owned_sums(objective, features, name, block, region))
         content, sums = self._summed_over_ranks(content, sums)
-        grams = [{name: total / positions(backbone, name, shape) for name, total in held.items()} for held in sums]
-        style = sum(
-            weight * mean_squared_error(region_grams[name], region.grams[name])
-            for region, region_grams in zip(targets.regions, grams, strict=True)
-            for name, weight in objective.style_layers.items()
-        )
+        # The global style term from the global moments, and (autograd, small matrices) how it pulls on them.
+        leaves = [
+            {
+                name: [None if total is None else total.detach().requires_grad_() for total in held]
+                for name, held in s.items()
+            }
+            for s in sums
+        ]
+        flat = [total for region_sums in leaves for held in region_sums.values() for total in present(held)]
+        with torch.enable_grad():
+            style = sum(
+                weight * objective.moments_loss(name, leaves[index][name], region)
+                for index, region in enumerate(targets.regions)
+                for name, weight in objective.style_layers.items()
+            )
+            pulls = torch.autograd.grad(objective.style_weight * style.sum(), flat) if wants_gradient else None
+        style = style.detach()
         if not wants_gradient:
             return content, style, None
-        # Pass 2: each block backpropagates, from the positions it owns, d(total)/dG applied to its own F Fᵀ.
-        pulls = [
-            gram_pulls(objective, region, region_grams, shape)
-            for region, region_grams in zip(targets.regions, grams, strict=True)
-        ]
+        # Pass 2: each block backpropagates, from the positions it owns, the pulls applied to its own moments.
         gradients = torch.zeros_like(image)
         for block in blocks:
             window = block.read(image).detach().requires_grad_()
             with torch.enable_grad():
                 features = objective.features(window)
                 surrogate = objective.content_weight * content_sum(objective, features, targets, block)
-                for region, region_pulls in zip(targets.regions, pulls, strict=True):
-                    for name, pull in region_pulls.items():
-                        block_gram = gram_sum(owned(objective, features, name, block, region.weights))
-                        surrogate = surrogate + (pull * block_gram).sum()
+                pull = iter(pulls)
+                for region in targets.regions:
+                    for name in objective.style_layers:
+                        for part in present(owned_sums(objective, features, name, block, region)):
+                            surrogate = surrogate + (next(pull) * part).sum()
                 (gradient,) = torch.autograd.grad(surrogate.sum(), window)
             block.read(gradients).add_(gradient)
         if self.shares_jobs:
@@ -125,11 +135,14 @@ class BlockWalk:
     def _summed_over_ranks(self, content: Tensor, sums: list[dict[str, Tensor]]) -> tuple[Tensor, list[dict]]:
         if not self.shares_jobs:
             return content, sums
-        content, *grams = all_reduce_together(
-            [content, *(gram for region_sums in sums for gram in region_sums.values())]
+        content, *moments = all_reduce_together(
+            [content, *(total for region_sums in sums for held in region_sums.values() for total in present(held))]
         )
-        summed = iter(grams)
-        return content, [{name: next(summed) for name in region_sums} for region_sums in sums]
+        summed = iter(moments)
+        return content, [
+            {name: [None if total is None else next(summed) for total in held] for name, held in region_sums.items()}
+            for region_sums in sums
+        ]
 
     @torch.no_grad()
     def content_maps(self, image: Tensor) -> dict[str, Tensor]:
@@ -154,22 +167,24 @@ class BlockWalk:
         return maps
 
     @torch.no_grad()
-    def grams(self, image: Tensor) -> dict[str, Tensor]:
-        """As `StyleObjective.grams`, summed over the blocks (a painting at print size is as large as the picture)."""
-        blocks = self.blocks(image_shape(image))
+    def style_moments(self, image: Tensor) -> dict[str, Moments]:
+        """As `StyleObjective.style_moments`, summed over the blocks (a painting at print size is as large as the
+        picture)."""
+        shape = image_shape(image)
+        blocks = self.blocks(shape)
+        objective = self.objective
         if len(blocks) == 1:
-            return self.objective.grams(image)
-        backbone = self.objective.backbone
-        sums = {name: zeros_gram(backbone, name, image) for name in self.objective.style_layers}
+            return objective.style_moments(image)
+        sums = {name: zero_sums(objective, name, image) for name in objective.style_layers}
         for block in self._mine(blocks):
-            features = self.objective.features(block.read(image))
-            for name in sums:
-                sums[name] += gram_sum(owned(self.objective, features, name, block, None))
+            features = objective.features(block.read(image))
+            for name, held in sums.items():
+                add(held, owned_sums(objective, features, name, block, None))
         _, (sums,) = self._summed_over_ranks(image.new_zeros(1), [sums])
-        return {name: total / positions(backbone, name, image_shape(image)) for name, total in sums.items()}
+        return {name: normalised(*held, positions(objective, name, shape)) for name, held in sums.items()}
 
     def set_targets(self, contents: list[Tensor], styles: list) -> None:
-        self.objective.set_targets(contents, styles, self.content_maps, self.grams)
+        self.objective.set_targets(contents, styles, self.content_maps, self.style_moments)
 
 
 class _WithGradient(torch.autograd.Function):
@@ -187,29 +202,39 @@ class _WithGradient(torch.autograd.Function):
         return grad_output.reshape(-1, 1, 1, 1) * gradient, None, None
 
 
-def positions(backbone: VGGFeatures, name: str, shape: tuple[int, int]) -> int:
-    """C·h_l·w_l of layer `name` over a picture of `shape`: a Gram's normaliser."""
-    stride = backbone.strides[name]
-    return backbone.channels[name] * (shape[0] // stride) * (shape[1] // stride)
+def positions(objective: StyleObjective, name: str, shape: tuple[int, int]) -> int:
+    """h_l·w_l: layer `name`'s positions over a picture of `shape`."""
+    stride = objective.backbone.strides[name]
+    return (shape[0] // stride) * (shape[1] // stride)
 
 
-def zeros_gram(backbone: VGGFeatures, name: str, like: Tensor) -> Tensor:
-    channels = backbone.channels[name]
-    return like.new_zeros(1, channels, channels, dtype=torch.float32)
+def zero_sums(objective: StyleObjective, name: str, like: Tensor) -> list[Tensor | None]:
+    """[Σ f (1, C), or None where the statistic does not use it; Σ f fᵀ (1, C, C)]: zeros to add a layer's blocks to,
+    in float32."""
+    channels = objective.backbone.channels[name]
+    first = like.new_zeros(1, channels, dtype=torch.float32) if objective.statistic.uses_mean else None
+    return [first, like.new_zeros(1, channels, channels, dtype=torch.float32)]
 
 
-def gram_pulls(
-    objective: StyleObjective, region: StyleRegion, grams: dict[str, Tensor], shape: tuple[int, int]
-) -> dict[str, Tensor]:
-    """d(total)/d(F Fᵀ) for each style layer of a region, its global Grams known: what each block's owned F Fᵀ is
-    pulled by. d/dG of style_weight · w · mean((G − T)²) is style_weight · w · 2 (G − T) / C²; the pull on a
-    block's F Fᵀ sums (not averages) over positions, so the Gram's 1/N moves into it too."""
-    pulls = {}
-    for name, weight in objective.style_layers.items():
-        gram, target = grams[name], region.grams[name]
-        difference = objective.style_weight * weight * 2.0 * (gram - target)
-        pulls[name] = difference / (gram.shape[-1] ** 2 * positions(objective.backbone, name, shape))
-    return pulls
+def add(sums: list[Tensor | None], parts: tuple[Tensor | None, Tensor]) -> None:
+    for total, part in zip(sums, parts, strict=True):
+        if total is not None:
+            total += part
+
+
+def present(sums: list[Tensor | None] | tuple) -> list[Tensor]:
+    return [total for total in sums if total is not None]
+
+
+def owned_sums(
+    objective: StyleObjective, features: dict[str, Tensor], name: str, block: Block, region: RegionTargets | None
+) -> list[Tensor]:
+    """A block's share of a layer's moment sums (as `zero_sums`), from the positions it owns, under the region's
+    mask if it has one."""
+    local, picture = block.owned(objective.backbone.strides[name])
+    owned = features[name][..., local[0], local[1]]
+    mask = None if region is None or region.masks is None else region.masks[name][..., picture[0], picture[1]]
+    return moment_sums(owned, mask, objective.statistic.uses_mean)
 
 
 def all_reduce_together(pieces: list[Tensor]) -> list[Tensor]:
@@ -232,12 +257,3 @@ def content_sum(objective: StyleObjective, features: dict[str, Tensor], targets:
         difference = features[name][..., local[0], local[1]].float() - target[..., picture[0], picture[1]]
         total = total + weight * difference.square().sum(dim=(1, 2, 3)) / target[0].numel()
     return total
-
-
-def owned(
-    objective: StyleObjective, features: dict[str, Tensor], name: str, block: Block, weights: dict | None
-) -> Tensor:
-    """Layer `name`'s features at the positions `block` owns, weighted by a region's `weights` if it has them."""
-    local, picture = block.owned(objective.backbone.strides[name])
-    owned = features[name][..., local[0], local[1]]
-    return owned if weights is None else owned * weights[name][..., picture[0], picture[1]]
