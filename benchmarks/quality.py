@@ -2,6 +2,7 @@
 distance, and seconds per step; the style/content frontier as a picture, and a strip of one pair under each loss.
 
     python benchmarks/quality.py [--size 192] [--steps 60] [--losses gram w2 gram+meanstd sliced] [--write]
+    python benchmarks/quality.py --cost [--size 512] [--steps 8] [--rounds 3] [--write]
 
 Each loss runs at three style weights (its default ÷ 4, its default, its default × 4) on the bundled pairs, from the
 photo, with L-BFGS, as `lit-nst fit` does by default (VGG19, caffe weights). The measures:
@@ -14,6 +15,8 @@ photo, with L-BFGS, as `lit-nst fit` does by default (VGG19, caffe weights). The
 - Seconds per step: the fit loop's time over its steps, on this machine, at this size.
 `--write` puts the table into BENCHMARKS.md ("Style losses") and writes docs/style_frontier.png and
 docs/style_losses.jpg (the strip: photo, painting, then each loss at its default weight, on the first pair).
+`--cost` times a step of each loss instead, interleaved round by round, the fastest round of each, against Gram's
+(BENCHMARKS.md, "Style losses: cost per step").
 """
 
 import argparse
@@ -61,15 +64,18 @@ def asset(name: str) -> Path:
     return next(ASSETS.glob(f"{name}.*"))
 
 
-def paint(content: str, style: str, loss: str, weight: float, size: int, steps: int) -> tuple[torch.Tensor, float]:
-    """The result of one run, and its seconds per step."""
+def paint(
+    content: str, style: str, loss: str, weight: float | None, size: int, steps: int
+) -> tuple[torch.Tensor, float]:
+    """The result of one run (at the loss's default weight where `weight` is None), and its seconds per step."""
     with tempfile.TemporaryDirectory() as folder:
         cli = cli_main(
             [
                 "fit",
                 *("--data.content", str(asset(content)), "--data.style", str(asset(style))),
                 *("--data.size", str(size), "--trainer.max_steps", str(steps)),
-                *("--model.style_loss", loss, "--model.style_weight", str(weight)),
+                *("--model.style_loss", loss),
+                *(("--model.style_weight", str(weight)) if weight is not None else ()),
                 *unwatched(folder),
                 *("--trainer.limit_val_batches", "0", "--trainer.enable_checkpointing", "false"),
             ]
@@ -125,8 +131,8 @@ def sliced_distance(ours: torch.Tensor, theirs: torch.Tensor, layer: str) -> flo
     directions = sliced.directions(ours.shape[1], layer, ours.device)[:, :DIRECTIONS]
     count = ours.shape[-2] * ours.shape[-1]
     quantiles = sliced.target([theirs], [1.0], directions, count)
-    projected = sliced.projections(ours, directions, None).sort(dim=1).values
-    spread = sliced.projections(theirs, directions, None).std(dim=1).square().mean()
+    projected = sliced.projections(ours, directions, None).sort(dim=-1).values
+    spread = sliced.projections(theirs, directions, None).std(dim=-1).square().mean()
     return ((projected - quantiles).square().mean() / spread).sqrt().item()
 
 
@@ -136,7 +142,7 @@ def colour_distance(result: torch.Tensor, painting: torch.Tensor) -> float:
     directions = sliced.directions(3, "rgb", result.device)
     pixels, theirs = result[None] * 255, painting[None] * 255
     quantiles = sliced.target([theirs], [1.0], directions, pixels[0, 0].numel())
-    projected = sliced.projections(pixels, directions, None).sort(dim=1).values
+    projected = sliced.projections(pixels, directions, None).sort(dim=-1).values
     return (projected - quantiles).square().mean().sqrt().item()
 
 
@@ -146,8 +152,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--losses", nargs="+", default=list(STYLE_LOSSES), choices=STYLE_LOSSES)
     parser.add_argument("--pairs", type=int, default=len(PAIRS), help="how many of the bundled pairs")
+    parser.add_argument("--cost", action="store_true", help="time a step of each loss instead")
+    parser.add_argument("--rounds", type=int, default=3, help="with --cost: interleaved rounds")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
+    if args.cost:
+        return cost(args)
     held_out = HeldOut()
     rows, strip = [], {}
     for loss in args.losses:
@@ -193,7 +203,33 @@ def main() -> None:
     if args.write:
         write_section(REPO / "BENCHMARKS.md", "Style losses", table)
         frontier(rows, REPO / "docs" / "style_frontier.png")
-        strip_picture(strip, args.size, REPO / "docs" / "style_losses.jpg")
+        strip_picture(strip, REPO / "docs" / "style_losses.jpg")
+
+
+def cost(args: argparse.Namespace) -> None:
+    """Seconds per step of each loss at its default weight, rounds interleaved, the fastest of each."""
+    content, style = PAIRS[0]
+    seconds = {loss: [] for loss in args.losses}
+    for _ in range(args.rounds):
+        for loss in args.losses:
+            _, step = paint(content, style, loss, None, args.size, args.steps)  # the fit loop's time over its steps
+            seconds[loss].append(step)
+            print(f"{loss}: {step:.3f} s/step", flush=True)
+    gram = min(seconds["gram"]) if "gram" in seconds else None
+    lines = [
+        f"{content} × {style} at {args.size} px, {args.steps} steps a run, each loss at its default weight, "
+        f"{args.rounds} rounds interleaved, the fastest of each; {machine()}.",
+        "",
+        "| loss | s/step | against gram |",
+        "| --- | ---: | ---: |",
+    ]
+    for loss, times in seconds.items():
+        ratio = f"{min(times) / gram:.2f}x" if gram else "-"
+        lines.append(f"| {loss} | {min(times):.3f} | {ratio} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.write:
+        write_section(REPO / "BENCHMARKS.md", "Style losses: cost per step", table)
 
 
 def report(rows: list[dict], args: argparse.Namespace, held_out: str) -> str:
@@ -242,24 +278,26 @@ def frontier(rows: list[dict], path: Path) -> None:
         for (x, y), row in zip(points, [row for row in rows if row["loss"] == loss], strict=True):
             draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=colour)
             draw.text((x + 7, y - 14), f"{row['weight']:g}", fill=colour)
-        draw.text((width - margin - 130, margin + 12 + 18 * index), f"— {loss}", fill=colour)
+        key = (width - margin - 140, margin + 18 + 18 * index)
+        draw.line([key, (key[0] + 20, key[1])], fill=colour, width=3)
+        draw.text((key[0] + 26, key[1] - 6), loss, fill=colour)
     picture.save(path)
     print(f"wrote {path}")
 
 
-def strip_picture(results: dict[str, torch.Tensor], size: int, path: Path) -> None:
-    """The photo, the painting, then each loss's result, side by side, at `size` px high."""
+def strip_picture(results: dict[str, torch.Tensor], path: Path) -> None:
+    """The photo, the painting, then each loss's result, side by side, as high as the results."""
     content, style = PAIRS[0]
-    pictures = [resize_longer_side(load_image(asset(content), "photo"), size, "photo")]
-    painting = load_image(asset(style), "painting")
-    pictures.append(painting.resize((round(painting.width * size / painting.height), size)))
+    pictures = [load_image(asset(content), "photo"), load_image(asset(style), "painting")]
     pictures += [tensor_to_image(image) for image in results.values()]
-    strip = Image.new("RGB", (sum(p.width for p in pictures) + 4 * (len(pictures) - 1), size), "white")
+    height = pictures[-1].height
+    pictures = [picture.resize((round(picture.width * height / picture.height), height)) for picture in pictures]
+    strip = Image.new("RGB", (sum(picture.width for picture in pictures) + 4 * (len(pictures) - 1), height), "white")
     left = 0
     for picture in pictures:
-        strip.paste(picture.resize((round(picture.width * size / picture.height), size)), (left, 0))
-        left += round(picture.width * size / picture.height) + 4
-    strip.crop((0, 0, left - 4, size)).save(path, quality=90)
+        strip.paste(picture, (left, 0))
+        left += picture.width + 4
+    strip.save(path, quality=92)
     print(f"wrote {path}")
 
 

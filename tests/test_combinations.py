@@ -72,8 +72,8 @@ CASES = {
         processes=True,
         resume=False,
     ),
-    "regions, content mask, schedule, one job on two processes": dict(
-        flags=[*REGIONS],
+    "sliced, regions, content mask, schedule, one job on two processes": dict(
+        flags=[*REGIONS, "--model.style_loss", "sliced"],
         processes=True,
         resume=True,
     ),
@@ -98,8 +98,10 @@ CASES = {
         processes=True,
         resume=True,
     ),
-    "blend, luminance, schedule, bf16-mixed": dict(
+    "w2, blend, luminance, schedule, bf16-mixed": dict(
         flags=[
+            "--model.style_loss",
+            "w2",
             "--data.content",
             photo("chelsea"),
             "--data.style",
@@ -133,18 +135,22 @@ CASES = {
         processes=False,
         resume=True,
     ),
-    "tiled: regions, content mask, schedule, one picture shared by two processes": dict(
+    "tiled: w2, regions, content mask, schedule, one picture shared by two processes": dict(
         flags=[
             *REGIONS,
+            "--model.style_loss",
+            "w2",
             "--model.tile_size",
             "16",
         ],
         processes=True,
         resume=True,
     ),
-    "tiled: three jobs of two shapes, luminance, bf16-mixed": dict(
+    "tiled: gram+meanstd, three jobs of two shapes, luminance, bf16-mixed": dict(
         flags=[
             *THREE_JOBS_BF16,
+            "--model.style_loss",
+            "gram+meanstd",
             "--model.color",
             "luminance",
             "--model.tile_size",

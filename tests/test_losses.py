@@ -135,8 +135,8 @@ def test_sliced_blends_are_the_quantiles_of_the_mixture():
     low, high = torch.zeros(1, 2, 2, 2), torch.ones(1, 2, 2, 2)
     # An even mixture of 0s and 1s: its 8 quantiles are four 0s and four 1s, whatever the styles' sizes.
     mixed = loss.target([low, torch.ones(1, 2, 4, 4)], [0.5, 0.5], directions, 8)
-    assert mixed[0, :, 0].tolist() == [0.0] * 4 + [1.0] * 4
-    assert loss.target([low, high], [0.25, 0.75], directions, 4)[0, :, 1].tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert mixed[0, 0].tolist() == [0.0] * 4 + [1.0] * 4
+    assert loss.target([low, high], [0.25, 0.75], directions, 4)[0, 1].tolist() == [0.0, 1.0, 1.0, 1.0]
 
 
 def test_directions_are_unit_vectors_drawn_the_same_from_a_layers_name():

@@ -13,9 +13,10 @@ from lit_nst.objective.canvas import crop, image_shape
 from lit_nst.objective.losses import content_loss, total_variation
 from lit_nst.objective.preprocessing import Preprocess
 from lit_nst.objective.statistics import (
+    Gram,
     Moments,
     SlicedWasserstein,
-    Statistic,
+    StyleStatistic,
     moment_sums,
     normalised,
     statistic,
@@ -74,10 +75,10 @@ class StyleObjective(nn.Module):
         content_weight: float,
         style_weight: float,
         tv_weight: float,
-        style_statistic: Statistic | SlicedWasserstein | None = None,
+        style_statistic: StyleStatistic | None = None,
     ) -> None:
         super().__init__()
-        self.statistic = style_statistic or Statistic()
+        self.statistic = style_statistic or Gram()
         self.backbone = backbone
         self.preprocess = preprocess
         self.content_layers = content_layers

@@ -57,8 +57,9 @@ def sqrtm_psd(matrix: Tensor) -> Tensor:
     return (vectors * values.clamp(min=0).maximum(floor).sqrt().unsqueeze(-2)) @ vectors.transpose(-1, -2)
 
 
-class Statistic:
-    """A style statistic: its target from a painting's moments (once a stage), its loss from an image's (each step)."""
+class Gram:
+    """Gatys et al.'s statistic; and what every moment statistic offers: its target from a painting's moments (once a
+    stage) and its loss from an image's (each step)."""
 
     name = "gram"
     uses_mean = False  # whether it needs S1 as well as S2
@@ -73,13 +74,10 @@ class Statistic:
         return (gram - target[0]).square().flatten(1).mean(dim=1)
 
 
-def _covariance(moments: Moments) -> Tensor:
-    mean = moments.mean.double()
-    return moments.second.double() - mean.unsqueeze(-1) * mean.unsqueeze(-2)
+class GaussianW2:
+    """The Wasserstein-2 distance between the Gaussians fitted to the image's and the painting's features, / C."""
 
-
-class GaussianW2(Statistic):
-    name, uses_mean = "w2", True
+    name, uses_mean, additive = "w2", True, True
 
     def target(self, moments: Moments) -> tuple[Tensor, ...]:
         covariance = _covariance(moments)
@@ -89,16 +87,25 @@ class GaussianW2(Statistic):
         mean, covariance, root = target
         own = _covariance(moments)
         inner = root @ own @ root
-        inner = (inner + inner.transpose(-1, -2)) / 2
-        values = torch.linalg.eigvalsh(inner)
+        # tr((Σs^½ Σ Σs^½)^½) is the sum of the square roots of its eigenvalues; eigenvalues have a stable gradient
+        # where eigenvectors do not, and the floor keeps the roots' gradient finite at a rank-deficient Σ.
+        values = torch.linalg.eigvalsh((inner + inner.transpose(-1, -2)) / 2)
         floor = values.detach().amax(dim=-1, keepdim=True).clamp(min=0) * EIGENVALUE_FLOOR
         cross = values.maximum(floor).sqrt().sum(dim=-1)
-        trace = own.diagonal(dim1=-2, dim2=-1).sum(-1) + covariance.diagonal(dim1=-2, dim2=-1).sum(-1) - 2 * cross
-        channels = own.shape[-1]
-        return ((moments.mean.double() - mean).square().mean(dim=-1) + trace / channels).float()
+        traces = own.diagonal(dim1=-2, dim2=-1).sum(-1) + covariance.diagonal(dim1=-2, dim2=-1).sum(-1)
+        means = (moments.mean.double() - mean).square().mean(dim=-1)
+        return (means + (traces - 2 * cross) / own.shape[-1]).float()
 
 
-class GramMeanStd(Statistic):
+def _covariance(moments: Moments) -> Tensor:
+    """Σ = E[f fᵀ] − μ μᵀ, in float64: the subtraction cancels most of float32's digits."""
+    mean = moments.mean.double()
+    return moments.second.double() - mean.unsqueeze(-1) * mean.unsqueeze(-2)
+
+
+class GramMeanStd(Gram):
+    """The Gram term, plus each channel's mean and standard deviation matched (Galerne et al., SPST)."""
+
     name, uses_mean = "gram+meanstd", True
 
     def target(self, moments: Moments) -> tuple[Tensor, ...]:
@@ -106,8 +113,9 @@ class GramMeanStd(Statistic):
 
     def loss(self, moments: Moments, target: tuple[Tensor, ...]) -> Tensor:
         gram, mean, deviation = target
-        first = super().loss(moments, (gram,))
-        return first + (moments.mean - mean).square().mean(dim=1) + (_deviation(moments) - deviation).square().mean(1)
+        means = (moments.mean - mean).square().mean(dim=1)
+        deviations = (_deviation(moments) - deviation).square().mean(dim=1)
+        return super().loss(moments, (gram,)) + means + deviations
 
 
 def _deviation(moments: Moments) -> Tensor:
@@ -130,36 +138,41 @@ class SlicedWasserstein:
 
     @staticmethod
     def projections(features: Tensor, directions: Tensor, keep: Tensor | None) -> Tensor:
-        """(B, C, H, W) features -> (B, N, D) projections on the directions, of the kept positions (all if None)."""
+        """(B, C, H, W) features -> (B, D, N) projections on the directions, of the kept positions (all if None);
+        positions last, so that sorting them runs along contiguous memory."""
         with torch.autocast(features.device.type, enabled=False):
-            flat = features.float().flatten(2).transpose(1, 2)  # (B, HW, C)
+            flat = features.float().flatten(2)  # (B, C, HW)
             if keep is not None:
-                flat = flat[:, keep]
-            return flat @ directions
+                flat = flat[..., keep]
+            return directions.T @ flat
 
     def target(self, styles: list[Tensor], blend: list[float], directions: Tensor, count: int) -> Tensor:
-        """(1, count, D): the quantiles at (k + ½)/count of the blend of the styles' projected features."""
+        """(1, D, count): the quantiles at (k + ½)/count of the blend of the styles' projected features."""
         values, weights = [], []
         for features, share in zip(styles, blend, strict=True):
-            projected = self.projections(features, directions, None)[0]  # (N_i, D)
+            projected = self.projections(features, directions, None)[0]  # (D, N_i)
             values.append(projected)
-            weights.append(torch.full((len(projected),), share / len(projected), device=projected.device))
-        values, weights = torch.cat(values), torch.cat(weights)
-        order = values.argsort(dim=0)  # (N, D)
-        cumulative = weights[order].cumsum(dim=0)  # (N, D)
+            weights.append(torch.full((projected.shape[1],), share / projected.shape[1], device=projected.device))
+        values, weights = torch.cat(values, dim=1), torch.cat(weights)
+        order = values.argsort(dim=1)  # (D, N)
+        cumulative = weights[order].cumsum(dim=1)
         levels = (torch.arange(count, device=values.device) + 0.5) / count
-        at = torch.searchsorted(cumulative.T.contiguous(), levels.expand(values.shape[1], -1).contiguous())
-        at = at.clamp(max=len(values) - 1).T  # (count, D) rank of each quantile
-        return values.gather(0, order.gather(0, at))[None]
+        at = torch.searchsorted(cumulative, levels.expand(len(values), -1).contiguous())
+        at = at.clamp(max=values.shape[1] - 1)  # (D, count): the rank of each quantile
+        return values.gather(1, order.gather(1, at))[None]
 
     def loss(self, features: Tensor, directions: Tensor, keep: Tensor | None, target: Tensor) -> Tensor:
-        projected = self.projections(features, directions, keep).sort(dim=1).values
+        projected = self.projections(features, directions, keep).sort(dim=-1).values
         return (projected - target).square().flatten(1).mean(dim=1)
 
 
-def statistic(name: str) -> Statistic | SlicedWasserstein:
+MomentStatistic = Gram | GaussianW2 | GramMeanStd  # functions of moments: exact in blocks
+StyleStatistic = MomentStatistic | SlicedWasserstein
+
+
+def statistic(name: str) -> StyleStatistic:
     """The statistic called `name` (--model.style_loss)."""
-    return {"gram": Statistic, "w2": GaussianW2, "gram+meanstd": GramMeanStd, "sliced": SlicedWasserstein}[name]()
+    return {"gram": Gram, "w2": GaussianW2, "gram+meanstd": GramMeanStd, "sliced": SlicedWasserstein}[name]()
 
 
 # --model.style_weight where it is not given, by --model.style_loss: a like balance of photo and painting
