@@ -27,6 +27,7 @@ from lit_nst.interrupts import Interrupts
 from lit_nst.module import StyleTransfer
 from lit_nst.precision import check_precision, default_precision
 from lit_nst.progress import StepProgressBar
+from lit_nst.resume import run_identity
 from lit_nst.run_start import checkpoint_to_resume
 from lit_nst.runs import RUNS, RunLock, run_folder, run_name, write_run_record
 from lit_nst.usage import plain_message, short_help
@@ -117,7 +118,7 @@ class StyleTransferCLI(LightningCLI):
         if note is not None and rank_zero_only.rank == 0:
             print(f"lit-nst: {note}", file=sys.stderr)
         checkpoints = trainer.checkpoint_callback
-        identity = {**self.model.identity(data.clip is not None), **data.identity()}
+        identity = run_identity(self.model.hparams, data)
         optimizer = self._optimizer_name(config)
         chosen = checkpoints is not None and checkpoints.dirpath is not None
         if chosen:  # the user's choice of folder

@@ -26,7 +26,7 @@ from lit_nst.optim import (
     step_policy,
 )
 from lit_nst.ranks import say
-from lit_nst.resume import checkpoint_record, model_identity
+from lit_nst.resume import checkpoint_record, run_identity
 from lit_nst.staged_canvas import StagedCanvas
 from lit_nst.video.temporal import TemporalTerm
 from lit_nst.watch import stop_if_diverged
@@ -69,10 +69,8 @@ class StyleTransfer(L.LightningModule):
             content_layer_weights: relative weight of each content layer (normalised to sum to 1); equal if unset.
             style_layer_weights: relative weight of each style layer (normalised to sum to 1); equal if unset.
             content_weight: weight of the content loss in the total.
-            style_weight: weight of the style loss in the total; by default 50 for gram, 7 for w2, 25 for
-                gram+meanstd and 80 for sliced (lit_nst.objective.statistics).
-            style_loss: the style statistic: `gram` (Gatys et al.), `w2` (Wasserstein-2 between Gaussians),
-                `gram+meanstd` (Gram plus each channel's mean and deviation) or `sliced` (sliced Wasserstein).
+            style_weight: weight of the style loss in the total (by default gram 50, w2 7, gram+meanstd 25, sliced 80).
+            style_loss: the style statistic: `gram`, `w2`, `gram+meanstd` or `sliced` (docs/method.md).
             tv_weight: weight of the total-variation smoothness term.
             init: starting image: the content photo, Gaussian noise around grey 0.5, or a white canvas.
             compile: run the feature extractor through torch.compile (pays off on GPUs for long runs).
@@ -106,9 +104,8 @@ class StyleTransfer(L.LightningModule):
         values = torch.stack(list(losses.values())).tolist()  # the step's one wait for the device
         self.live_losses, self.step_loss = dict(zip(losses, values, strict=True)), values[-1]
         stop_if_diverged(self.trainer, self.step_loss, self.global_step)
-        # Lightning's `log` costs milliseconds a step, and its loggers write every `log_every_n_steps` only: so it is
-        # called then only, and the bar shows `live_losses`. Jobs split over processes log every step, summed
-        # over them, for the bar.
+        # Lightning's `log` costs ms a step, and its loggers write every `log_every_n_steps`: it is called then, and
+        # the bar shows `live_losses` (jobs split over processes log every step, summed over them, for the bar).
         sync, every = self.evaluation.splits_jobs, self.trainer.log_every_n_steps
         if sync or (every > 0 and (self.global_step + 1) % every == 0):
             self.log_dict(losses, prog_bar=sync, on_step=True, on_epoch=False, sync_dist=sync, reduce_fx="sum")
@@ -162,14 +159,9 @@ class StyleTransfer(L.LightningModule):
         self.temporal.load_state(checkpoint["lit_nst"]["temporal"])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        data = self.trainer.datamodule
-        identity = {**self.identity(data.clip is not None), **data.identity()}
+        identity = run_identity(self.hparams, self.trainer.datamodule)
         optimizer = self.optimizers().optimizer
         checkpoint["lit_nst"] = checkpoint_record(self.stage, identity, optimizer, self.temporal.state())
-
-    def identity(self, clip: bool = False) -> dict[str, object]:
-        """The model settings a resume must share with the run it continues (lit_nst.resume)."""
-        return model_identity(self.hparams, clip)
 
     @property
     def stage(self) -> int:

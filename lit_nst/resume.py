@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -77,6 +78,12 @@ def model_identity(hparams: Mapping[str, object], clip: bool = False) -> dict[st
     if hparams["weights"] not in ("caffe", "imagenet"):  # a file: what it holds, not where it lies
         identity["model.weights"] = f"sha256:{file_sha256(Path(hparams['weights']))}"
     return identity
+
+
+def run_identity(hparams: Mapping[str, object], data: Any) -> dict[str, object]:
+    """Everything a resume must share with the run it continues: the model's settings and the data's
+    (`StyleImages.identity`)."""
+    return {**model_identity(hparams, data.clip is not None), **data.identity()}
 
 
 def check_same_job(path: Path, saved: dict, identity: dict[str, object], optimizer: str) -> None:

@@ -143,48 +143,9 @@ class StyleObjective(nn.Module):
                 JobTargets(
                     shape=shape,
                     content=content_maps(content.unsqueeze(0)),
-                    regions=[self._region_targets(region, shape, style_moments) for region in regions],
+                    regions=[region_targets(self, region, shape, style_moments) for region in regions],
                 )
             )
-
-    def _region_targets(self, region: StyleRegion, shape: tuple[int, int], style_moments: Callable) -> RegionTargets:
-        masks, counts, keep = self._region_masks(region, shape)
-        if isinstance(self.statistic, SlicedWasserstein):
-            per_style = [self.features(style.unsqueeze(0)) for style in region.styles]
-            targets = {}
-            for name in self.style_layers:
-                count = counts[name] if keep is None else len(keep[name])
-                styles = [features[name] for features in per_style]
-                targets[name] = self.statistic.target(styles, region.blend, self.directions[name], int(count))
-            return RegionTargets(targets, masks, counts, keep)
-        per_style = [style_moments(style.unsqueeze(0)) for style in region.styles]
-        # A blend of styles mixes their normalised moments, which mix linearly (for Grams: Gatys et al. 2017).
-        targets = {}
-        for name in self.style_layers:
-            mean = None
-            if self.statistic.uses_mean:
-                mean = sum(weight * m[name].mean for weight, m in zip(region.blend, per_style, strict=True))
-            second = sum(weight * m[name].second for weight, m in zip(region.blend, per_style, strict=True))
-            targets[name] = self.statistic.target(Moments(mean, second))
-        return RegionTargets(targets, masks, counts)
-
-    def _region_masks(self, region: StyleRegion, shape: tuple[int, int]) -> tuple[dict | None, dict, dict | None]:
-        """The region at each style layer's resolution (the fraction of each feature's cell inside it), its count
-        Σ mask², and for `sliced` the positions compared; for no mask: None, the positions, None."""
-        sizes = {
-            name: (shape[0] // self.backbone.strides[name], shape[1] // self.backbone.strides[name])
-            for name in self.style_layers
-        }
-        if region.mask is None:
-            return None, {name: float(h * w) for name, (h, w) in sizes.items()}, None
-        mask = region.mask[None].to(region.styles[0].device, torch.float32)
-        masks = {name: interpolate(mask, size=size, mode="area") for name, size in sizes.items()}
-        counts = {name: float(layer.square().sum()) for name, layer in masks.items()}
-        keep = None
-        if isinstance(self.statistic, SlicedWasserstein):
-            # The positions mostly inside the region; at least the one most inside, where the region is tiny.
-            keep = {name: _kept(layer.flatten()) for name, layer in masks.items()}
-        return masks, counts, keep
 
     def forward(
         self,
@@ -234,6 +195,52 @@ class StyleObjective(nn.Module):
     def moments_loss(self, name: str, sums: tuple[Tensor | None, Tensor], region: RegionTargets) -> Tensor:
         """The statistic's loss at layer `name` of a region, from its moment sums (Σ a·f or None, Σ a·f fᵀ)."""
         return self.statistic.loss(normalised(*sums, region.counts[name]), region.targets[name])
+
+
+def region_targets(
+    objective: StyleObjective, region: StyleRegion, shape: tuple[int, int], style_moments: Callable
+) -> RegionTargets:
+    """A region's targets: the statistic of the blend of its styles at each style layer, with its mask and counts."""
+    masks, counts, keep = region_masks(objective, region, shape)
+    if isinstance(objective.statistic, SlicedWasserstein):
+        per_style = [objective.features(style.unsqueeze(0)) for style in region.styles]
+        targets = {}
+        for name in objective.style_layers:
+            count = counts[name] if keep is None else len(keep[name])
+            styles = [features[name] for features in per_style]
+            targets[name] = objective.statistic.target(styles, region.blend, objective.directions[name], int(count))
+        return RegionTargets(targets, masks, counts, keep)
+    per_style = [style_moments(style.unsqueeze(0)) for style in region.styles]
+    # A blend of styles mixes their normalised moments, which mix linearly (for Grams: Gatys et al. 2017).
+    targets = {}
+    for name in objective.style_layers:
+        mean = None
+        if objective.statistic.uses_mean:
+            mean = sum(weight * m[name].mean for weight, m in zip(region.blend, per_style, strict=True))
+        second = sum(weight * m[name].second for weight, m in zip(region.blend, per_style, strict=True))
+        targets[name] = objective.statistic.target(Moments(mean, second))
+    return RegionTargets(targets, masks, counts)
+
+
+def region_masks(
+    objective: StyleObjective, region: StyleRegion, shape: tuple[int, int]
+) -> tuple[dict | None, dict, dict | None]:
+    """The region at each style layer's resolution (the fraction of each feature's cell inside it), its count
+    Σ mask², and for `sliced` the positions compared; for no mask: None, the positions, None."""
+    sizes = {
+        name: (shape[0] // objective.backbone.strides[name], shape[1] // objective.backbone.strides[name])
+        for name in objective.style_layers
+    }
+    if region.mask is None:
+        return None, {name: float(h * w) for name, (h, w) in sizes.items()}, None
+    mask = region.mask[None].to(region.styles[0].device, torch.float32)
+    masks = {name: interpolate(mask, size=size, mode="area") for name, size in sizes.items()}
+    counts = {name: float(layer.square().sum()) for name, layer in masks.items()}
+    keep = None
+    if isinstance(objective.statistic, SlicedWasserstein):
+        # The positions mostly inside the region; at least the one most inside, where the region is tiny.
+        keep = {name: _kept(layer.flatten()) for name, layer in masks.items()}
+    return masks, counts, keep
 
 
 def _kept(mask: Tensor) -> Tensor:

@@ -93,23 +93,7 @@ class BlockWalk:
                     for name, held in region_sums.items():
                         add(held, owned_sums(objective, features, name, block, region))
         content, sums = self._summed_over_ranks(content, sums)
-        # The global style term from the global moments, and (autograd, small matrices) how it pulls on them.
-        leaves = [
-            {
-                name: [None if total is None else total.detach().requires_grad_() for total in held]
-                for name, held in s.items()
-            }
-            for s in sums
-        ]
-        flat = [total for region_sums in leaves for held in region_sums.values() for total in present(held)]
-        with torch.enable_grad():
-            style = sum(
-                weight * objective.moments_loss(name, leaves[index][name], region)
-                for index, region in enumerate(targets.regions)
-                for name, weight in objective.style_layers.items()
-            )
-            pulls = torch.autograd.grad(objective.style_weight * style.sum(), flat) if wants_gradient else None
-        style = style.detach()
+        style, pulls = style_and_pulls(objective, targets.regions, sums, wants_gradient)
         if not wants_gradient:
             return content, style, None
         # Pass 2: each block backpropagates, from the positions it owns, the pulls applied to its own moments.
@@ -200,6 +184,31 @@ class _WithGradient(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:
         (gradient,) = ctx.saved_tensors
         return grad_output.reshape(-1, 1, 1, 1) * gradient, None, None
+
+
+def style_and_pulls(
+    objective: StyleObjective, regions: list[RegionTargets], sums: list[dict[str, list]], wants_gradient: bool
+) -> tuple[Tensor, tuple[Tensor, ...] | None]:
+    """The style term, (1,), from every region's moment sums over the whole picture; and, where a gradient is wanted,
+    d(style_weight · style)/d(each sum), in the order `present` lists them: what each block's own sums are pulled
+    by. Autograd on a few small matrices, once a step, in place of a hand-written derivative for each statistic."""
+    leaves = [
+        {
+            name: [None if total is None else total.detach().requires_grad_() for total in held]
+            for name, held in one.items()
+        }
+        for one in sums
+    ]
+    with torch.enable_grad():
+        style = sum(
+            weight * objective.moments_loss(name, held[name], region)
+            for region, held in zip(regions, leaves, strict=True)
+            for name, weight in objective.style_layers.items()
+        )
+        if not wants_gradient:
+            return style.detach(), None
+        flat = [total for one in leaves for held in one.values() for total in present(held)]
+        return style.detach(), torch.autograd.grad(objective.style_weight * style.sum(), flat)
 
 
 def positions(objective: StyleObjective, name: str, shape: tuple[int, int]) -> int:
