@@ -36,7 +36,7 @@ DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 class StyleTransfer(L.LightningModule):
-    """Optimises an image so its VGG features match a content image and its Grams match a style image."""
+    """Optimises an image so its VGG features match a content image and their statistics a style image's."""
 
     def __init__(
         self,

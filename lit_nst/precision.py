@@ -1,7 +1,8 @@
 """The precision a run takes when `--trainer.precision` is not given: bf16-mixed where the device pays it back.
 
-The image, Grams and losses stay float32 whatever the precision (see lit_nst.objective.losses); the VGG's
-convolutions, and so its activations, run in bfloat16. An explicit `--trainer.precision` always wins.
+The image, style statistics and losses stay float32 or better whatever the precision (lit_nst.objective.statistics,
+lit_nst.objective.losses); the VGG's convolutions, and so its activations, run in bfloat16. An explicit
+`--trainer.precision` always wins.
 """
 
 import os

@@ -64,9 +64,9 @@ class StepProgressBar(RichProgressBar):
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         # The total, and each term while the line has room; all of them stay in the logger, unrounded.
         logged = super().get_metrics(trainer, pl_module)
-        logged.pop("v_num", None)
+        logged.pop("v_num", None)  # a logger version number means nothing to someone painting a photo
         if not pl_module.evaluation.splits_jobs:  # else summed over the processes, as logged
-            logged.update(pl_module.live_losses)  # a logger version number means nothing to someone painting a photo
+            logged.update(pl_module.live_losses)
         if "loss/total" not in logged:
             return {}
         shown, room = {"loss": f"{float(logged.pop('loss/total')):.3g}"}, self.room_for_terms

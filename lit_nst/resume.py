@@ -74,7 +74,8 @@ def model_identity(hparams: Mapping[str, object], clip: bool = False) -> dict[st
     }
     identity["model.style_weight"] = style_weight(hparams.get("style_loss", "gram"), hparams["style_weight"])
     if hparams.get("style_loss", "gram") != UNRECORDED_DEFAULTS["model.style_loss"]:
-        identity["model.style_loss"] = hparams["style_loss"]
+        # First, so that a run of another loss is named by it rather than by the weight that follows from it.
+        identity = {"model.style_loss": hparams["style_loss"], **identity}
     if hparams["weights"] not in ("caffe", "imagenet"):  # a file: what it holds, not where it lies
         identity["model.weights"] = f"sha256:{file_sha256(Path(hparams['weights']))}"
     return identity

@@ -72,9 +72,14 @@ CASES = {
         processes=True,
         resume=False,
     ),
-    "sliced, regions, content mask, schedule, one job on two processes": dict(
-        flags=[*REGIONS, "--model.style_loss", "sliced"],
+    "regions, content mask, schedule, one job on two processes": dict(
+        flags=[*REGIONS],
         processes=True,
+        resume=True,
+    ),
+    "sliced, regions, content mask, schedule": dict(
+        flags=[*REGIONS, "--model.style_loss", "sliced"],
+        processes=False,
         resume=True,
     ),
     "Adam, two shapes, 32-true, noise start": dict(
@@ -135,6 +140,15 @@ CASES = {
         processes=False,
         resume=True,
     ),
+    "tiled: regions, content mask, schedule, one picture shared by two processes": dict(
+        flags=[
+            *REGIONS,
+            "--model.tile_size",
+            "16",
+        ],
+        processes=True,
+        resume=True,
+    ),
     "tiled: w2, regions, content mask, schedule, one picture shared by two processes": dict(
         flags=[
             *REGIONS,
@@ -146,11 +160,9 @@ CASES = {
         processes=True,
         resume=True,
     ),
-    "tiled: gram+meanstd, three jobs of two shapes, luminance, bf16-mixed": dict(
+    "tiled: three jobs of two shapes, luminance, bf16-mixed": dict(
         flags=[
             *THREE_JOBS_BF16,
-            "--model.style_loss",
-            "gram+meanstd",
             "--model.color",
             "luminance",
             "--model.tile_size",

@@ -79,7 +79,7 @@ def check_tile_size(tile_size: int | str, objective: StyleObjective) -> None:
     if not objective.statistic.additive and not isinstance(tile_size, str):
         raise UsageError(
             f"--model.tile_size {tile_size}: --model.style_loss {objective.statistic.name} sorts all of a layer's "
-            "positions, so it cannot be evaluated in blocks; drop --model.tile_size, or use w2 or gram"
+            "positions, so it cannot be evaluated in blocks; drop --model.tile_size, or use gram, w2 or gram+meanstd"
         )
     stride, _ = block_geometry(objective)
     deepest = objective.backbone.taps[max(objective.backbone.taps)]

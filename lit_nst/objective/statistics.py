@@ -22,7 +22,9 @@ from torch import Tensor
 
 StyleLossName = Literal["gram", "w2", "gram+meanstd", "sliced"]
 STYLE_LOSSES: tuple[str, ...] = ("gram", "w2", "gram+meanstd", "sliced")
-EIGENVALUE_FLOOR = 1e-8  # relative to the largest: below it a covariance's directions carry no signal
+# Relative to the largest eigenvalue: below it, a direction of a covariance (rank-deficient where a layer has fewer
+# positions than channels) counts as none, so that the square root's gradient stays finite.
+EIGENVALUE_FLOOR = 1e-8
 
 
 class Moments(NamedTuple):
@@ -88,17 +90,17 @@ class GaussianW2:
         own = _covariance(moments)
         inner = root @ own @ root
         # tr((Σs^½ Σ Σs^½)^½) is the sum of the square roots of its eigenvalues; eigenvalues have a stable gradient
-        # where eigenvectors do not, and the floor keeps the roots' gradient finite at a rank-deficient Σ.
+        # where eigenvectors do not. Those under the floor count as 0, with no gradient.
         values = torch.linalg.eigvalsh((inner + inner.transpose(-1, -2)) / 2)
         floor = values.detach().amax(dim=-1, keepdim=True).clamp(min=0) * EIGENVALUE_FLOOR
-        cross = values.maximum(floor).sqrt().sum(dim=-1)
+        cross = torch.where(values > floor, values.clamp(min=floor).sqrt(), 0.0).sum(dim=-1)
         traces = own.diagonal(dim1=-2, dim2=-1).sum(-1) + covariance.diagonal(dim1=-2, dim2=-1).sum(-1)
         means = (moments.mean.double() - mean).square().mean(dim=-1)
         return (means + (traces - 2 * cross) / own.shape[-1]).float()
 
 
 def _covariance(moments: Moments) -> Tensor:
-    """Σ = E[f fᵀ] − μ μᵀ, in float64: the subtraction cancels most of float32's digits."""
+    """Σ = E[f fᵀ] − μ μᵀ, subtracted in float64 (the moments themselves are float32 sums)."""
     mean = moments.mean.double()
     return moments.second.double() - mean.unsqueeze(-1) * mean.unsqueeze(-2)
 
@@ -119,8 +121,9 @@ class GramMeanStd(Gram):
 
 
 def _deviation(moments: Moments) -> Tensor:
-    variance = moments.second.diagonal(dim1=-2, dim2=-1) - moments.mean.square()
-    return variance.clamp(min=1e-8).sqrt()
+    """Each channel's standard deviation, √(E[f²] − μ²), subtracted in float64 as the covariance is."""
+    variance = moments.second.diagonal(dim1=-2, dim2=-1).double() - moments.mean.double().square()
+    return variance.clamp(min=1e-8).sqrt().float()
 
 
 class SlicedWasserstein:
@@ -166,8 +169,7 @@ class SlicedWasserstein:
         return (projected - target).square().flatten(1).mean(dim=1)
 
 
-MomentStatistic = Gram | GaussianW2 | GramMeanStd  # functions of moments: exact in blocks
-StyleStatistic = MomentStatistic | SlicedWasserstein
+StyleStatistic = Gram | GaussianW2 | GramMeanStd | SlicedWasserstein
 
 
 def statistic(name: str) -> StyleStatistic:
