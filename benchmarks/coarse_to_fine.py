@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench import machine, unwatched, write_section  # benchmarks/bench.py, beside this script
-from lightning.pytorch.loops.fit_loop import _FitLoop
+from bench import LOOP_SECONDS, machine, time_fit_loops, unwatched, write_section  # benchmarks/bench.py
 
 from lit_nst.cli import cli_main
 
@@ -45,21 +44,7 @@ def run(args: list[str]) -> tuple[float, float, torch.Tensor, object]:
         return time.perf_counter() - start, LOOP_SECONDS.pop(), cli.model.result()[0], cli
 
 
-# The training loop's own time, without start-up: Lightning's Timer callback cannot be given through the
-# CLI (its config does not serialise), so the loop's `run` is timed directly.
-LOOP_SECONDS: list[float] = []
-_untimed_run = _FitLoop.run
-
-
-def _timed_run(self: _FitLoop) -> None:
-    start = time.perf_counter()
-    try:
-        _untimed_run(self)
-    finally:
-        LOOP_SECONDS.append(time.perf_counter() - start)
-
-
-_FitLoop.run = _timed_run
+time_fit_loops()
 
 
 def main() -> None:

@@ -21,12 +21,10 @@ docs/style_losses.jpg (the strip: photo, painting, then each loss at its default
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-from bench import machine, unwatched, write_section  # benchmarks/bench.py, beside this script
-from lightning.pytorch.loops.fit_loop import _FitLoop
+from bench import LOOP_SECONDS, machine, time_fit_loops, unwatched, write_section  # benchmarks/bench.py
 from PIL import Image, ImageDraw
 from torch import nn
 
@@ -45,19 +43,7 @@ VGG16 = REPO.parent / "shared" / "weights" / "vgg16-caffe-features.pth"
 COLOURS = {"gram": (40, 40, 40), "w2": (200, 60, 40), "gram+meanstd": (40, 110, 200), "sliced": (40, 150, 70)}
 DIRECTIONS = 64
 
-LOOP_SECONDS: list[float] = []
-_untimed_run = _FitLoop.run
-
-
-def _timed_run(self: _FitLoop) -> None:  # the loop alone, not start-up (as benchmarks/coarse_to_fine.py)
-    start = time.perf_counter()
-    try:
-        _untimed_run(self)
-    finally:
-        LOOP_SECONDS.append(time.perf_counter() - start)
-
-
-_FitLoop.run = _timed_run
+time_fit_loops()  # the loop alone, not start-up
 
 
 def asset(name: str) -> Path:
