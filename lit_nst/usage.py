@@ -61,6 +61,7 @@ SECTIONS = {
         "output.dir": "the folder for several results, named <content>__<style>.png",
         "output.panel": "also write photo | painting | result side by side",
         "output.every_n_steps": "also write a snapshot every N steps",
+        "trainer.log_every_n_steps": "log the losses every N steps (the bar shows every step)",
         "output.fps": "a clip's frame rate; by default the source's",
     },
     "clips": {

@@ -59,6 +59,7 @@ CASES = {
         ["--model.style_loss", "cramer"],
         "--model.style_loss is one of gram, w2, gram+meanstd, sliced, not cramer",
     ),
+    "a negative style weight": (["--model.style_weight", "-50"], "--model.style_weight must be 0 or positive, got -50"),
     "sliced in blocks": (["--model.style_loss", "sliced", "--model.tile_size", "16"], "cannot be evaluated in blocks"),
     "no style": (["--data.style", "DROP"], "these flags are required: --data.style (see lit-nst fit --help)"),
     "a subcommand that means nothing here": (["SUBCOMMAND", "validate"], "invalid choice: 'validate' (choose from"),

@@ -265,6 +265,9 @@ def normalised_layer_weights(layers: Sequence[str], weights: Sequence[float] | N
 
 def build_objective(settings: Mapping[str, Any]) -> StyleObjective:
     """The objective that the model's settings (`StyleTransfer`'s arguments, by name) describe."""
+    for term in ("content_weight", "style_weight", "tv_weight"):
+        if settings[term] is not None and settings[term] < 0:  # a negative weight rewards the term: garbage, fast
+            raise UsageError(f"--model.{term} must be 0 or positive, got {settings[term]:g}")
     content = normalised_layer_weights(settings["content_layers"], settings["content_layer_weights"], "content")
     style = normalised_layer_weights(settings["style_layers"], settings["style_layer_weights"], "style")
     source = weight_source(settings["weights"])
